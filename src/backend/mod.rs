@@ -1,0 +1,61 @@
+//! What happens to the mail a session accepts: the [`Backend`] trait (mailfront's hooks,
+//! ripgrep's Sink) and its implementations. The session calls it in protocol order:
+//! sender, recipients, data start, data pieces, data end (or abort), reset.
+
+pub mod echo;
+
+use crate::envelope::Envelope;
+use crate::reply::{self, Reply};
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Whether a recipient still needs the back end's own validation (SPEC 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// A mail rule, `RELAYCLIENT` or AUTH already accepted it.
+    Approved,
+    /// The back end decides (smtpfront-spool: `RCPTHOSTS`).
+    Unchecked,
+}
+
+pub trait Backend {
+    /// MAIL passed the protocol checks; the back end may still refuse it.
+    fn sender(&mut self, envelope: &Envelope) -> Result<Reply, Reply> {
+        let _ = envelope;
+        Ok(reply::SENDER_OK)
+    }
+
+    /// RCPT passed the protocol checks and the mail rules; `recipient` is as it will be
+    /// delivered.
+    fn recipient(&mut self, recipient: &str, approval: Approval) -> Result<Reply, Reply>;
+
+    /// DATA is about to be accepted; `trace` is the headers the front end prepends.
+    fn data_start(&mut self, envelope: &Envelope, trace: &[u8]) -> io::Result<()>;
+
+    /// The next bytes of the message (CRLF line ends, un-stuffed).
+    fn data(&mut self, bytes: &[u8]) -> io::Result<()>;
+
+    /// The final dot, with no verdict against the message: make it durable and return the
+    /// `250` (with the queue id). `size` counts the message bytes without the trace headers.
+    fn data_end(&mut self, envelope: &Envelope, size: u64) -> io::Result<Reply>;
+
+    /// The message will not be accepted (too big, looping, client gone): drop what was kept.
+    fn data_abort(&mut self) {}
+}
+
+/// A queue id that is unique on this host and sorts by arrival time:
+/// seconds, microseconds, process id, and a counter for messages of one session.
+pub fn queue_id() -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}.{:06}.{}.{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,316 @@
+//! The environment, read once (SPEC 2): raw variables in, one validated [`Settings`] out.
+//! `envy` is wrapped here and nowhere else. A variable that is set but does not parse is a
+//! [`ConfigError`] naming the variable and the value, never a silent default. Mail-rule
+//! ENVIRONMENT overrides go through the same parser ([`Settings::apply`]), so a rule cannot
+//! set a value that start-up would refuse.
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The variables as the environment spells them; `None` = unset.
+#[derive(Deserialize, Default, Debug)]
+struct Raw {
+    timeout: Option<u64>,
+    session_timeout: Option<u64>,
+    databytes: Option<u64>,
+    maxhops: Option<u64>,
+    maxrcpts: Option<u64>,
+    maxnotimpl: Option<u64>,
+    smtpgreeting: Option<String>,
+    smtpreject: Option<String>,
+    relayclient: Option<String>,
+    mailrules: Option<PathBuf>,
+    rcpthosts: Option<PathBuf>,
+    fixup_received_host: Option<String>,
+    fixup_received_ip: Option<String>,
+    header_add: Option<String>,
+    checkpassword: Option<String>,
+    require_auth: Option<String>,
+    spooldir: Option<PathBuf>,
+    queuelifetime: Option<u64>,
+    sendmail: Option<String>,
+    helohost: Option<String>,
+    syslog: Option<String>,
+    syslog_socket: Option<PathBuf>,
+    proto: Option<String>,
+}
+
+/// A setting that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration error: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every setting of SPEC 2, validated. Limits of 0 mean "no limit", as SPEC 2 says for
+/// DATABYTES and MAXRCPTS; TIMEOUT and SESSION_TIMEOUT of 0 likewise mean none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub timeout: Option<Duration>,
+    pub session_timeout: Option<Duration>,
+    pub databytes: u64,
+    pub maxhops: u64,
+    pub maxrcpts: u64,
+    pub maxnotimpl: u64,
+    pub greeting: Option<String>,
+    pub smtpreject: Option<String>,
+    pub relayclient: Option<String>,
+    pub mailrules: Option<PathBuf>,
+    pub rcpthosts: Option<PathBuf>,
+    pub fixup_received_host: Option<String>,
+    pub fixup_received_ip: Option<String>,
+    pub header_add: Option<String>,
+    pub checkpassword: Option<String>,
+    pub require_auth: bool,
+    pub spooldir: Option<PathBuf>,
+    pub queuelifetime: Duration,
+    pub sendmail: String,
+    pub helohost: Option<String>,
+    /// SPEC 8: a syslog facility name; `None` logs to stderr.
+    pub syslog: Option<String>,
+    /// Not in SPEC: the syslog socket (default `/dev/log`), so tests can listen themselves.
+    pub syslog_socket: Option<PathBuf>,
+    pub proto: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            timeout: Some(Duration::from_secs(1200)),
+            session_timeout: Some(Duration::from_secs(86400)),
+            databytes: 0,
+            maxhops: 100,
+            maxrcpts: 0,
+            maxnotimpl: 0,
+            greeting: None,
+            smtpreject: None,
+            relayclient: None,
+            mailrules: None,
+            rcpthosts: None,
+            fixup_received_host: None,
+            fixup_received_ip: None,
+            header_add: None,
+            checkpassword: None,
+            require_auth: false,
+            spooldir: None,
+            queuelifetime: Duration::from_secs(604800),
+            sendmail: "/usr/sbin/sendmail".to_string(),
+            helohost: None,
+            syslog: None,
+            syslog_socket: None,
+            proto: None,
+        }
+    }
+}
+
+/// Facility names accepted in `SYSLOG` (those of syslog(3) that a mail program may use).
+pub const FACILITIES: &[&str] = &[
+    "mail", "daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+    "local7",
+];
+
+fn seconds(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n))
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Settings::from_vars(std::env::vars_os().filter_map(|(k, v)| {
+            // A name or value that is not UTF-8 cannot be one of ours; values of ours that
+            // are not UTF-8 are refused below through the lossy replacement character.
+            let k = k.into_string().ok()?;
+            Some((k, v.to_string_lossy().into_owned()))
+        }))
+    }
+
+    /// Reads settings from (NAME, VALUE) pairs, over the defaults.
+    pub fn from_vars<I: IntoIterator<Item = (String, String)>>(
+        vars: I,
+    ) -> Result<Settings, ConfigError> {
+        let mut settings = Settings::default();
+        settings.apply(vars)?;
+        Ok(settings)
+    }
+
+    /// Overrides the settings named in `vars` (a mail rule's ENVIRONMENT field, SPEC 5).
+    /// On error nothing is changed.
+    pub fn apply<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        vars: I,
+    ) -> Result<(), ConfigError> {
+        // Only upper-case names are ours: envy folds case, and `path` or `user` in lower
+        // case must not be mistaken for a setting.
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| !k.bytes().any(|b| b.is_ascii_lowercase()))
+            .collect();
+        let raw: Raw = envy::from_iter(vars).map_err(|e| ConfigError(name_variable(e)))?;
+        let mut next = self.clone();
+        next.merge(raw)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn merge(&mut self, raw: Raw) -> Result<(), ConfigError> {
+        if let Some(n) = raw.timeout {
+            self.timeout = seconds(n);
+        }
+        if let Some(n) = raw.session_timeout {
+            self.session_timeout = seconds(n);
+        }
+        if let Some(n) = raw.databytes {
+            self.databytes = n;
+        }
+        if let Some(n) = raw.maxhops {
+            self.maxhops = n;
+        }
+        if let Some(n) = raw.maxrcpts {
+            self.maxrcpts = n;
+        }
+        if let Some(n) = raw.maxnotimpl {
+            self.maxnotimpl = n;
+        }
+        if let Some(n) = raw.queuelifetime {
+            self.queuelifetime = Duration::from_secs(n);
+        }
+        if let Some(f) = raw.syslog {
+            if !FACILITIES.contains(&f.as_str()) {
+                return Err(ConfigError(format!(
+                    "SYSLOG={f:?} is not a facility (one of {})",
+                    FACILITIES.join(" ")
+                )));
+            }
+            self.syslog = Some(f);
+        }
+        if let Some(s) = raw.sendmail {
+            if s.is_empty() {
+                return Err(ConfigError("SENDMAIL is set but empty".into()));
+            }
+            self.sendmail = s;
+        }
+        for (name, value) in [
+            ("SMTPGREETING", &raw.smtpgreeting),
+            ("HELOHOST", &raw.helohost),
+            ("HEADER_ADD", &raw.header_add),
+        ] {
+            if let Some(v) = value {
+                if v.contains(['\r', '\0']) {
+                    return Err(ConfigError(format!("{name}={v:?} holds a CR or NUL byte")));
+                }
+            }
+        }
+        set(&mut self.greeting, raw.smtpgreeting);
+        set(&mut self.smtpreject, raw.smtpreject);
+        set(&mut self.relayclient, raw.relayclient);
+        set(&mut self.mailrules, raw.mailrules);
+        set(&mut self.rcpthosts, raw.rcpthosts);
+        set(&mut self.fixup_received_host, raw.fixup_received_host);
+        set(&mut self.fixup_received_ip, raw.fixup_received_ip);
+        set(&mut self.header_add, raw.header_add);
+        set(&mut self.checkpassword, raw.checkpassword);
+        set(&mut self.spooldir, raw.spooldir);
+        set(&mut self.helohost, raw.helohost);
+        set(&mut self.syslog_socket, raw.syslog_socket);
+        set(&mut self.proto, raw.proto);
+        if raw.require_auth.is_some() {
+            self.require_auth = true;
+        }
+        Ok(())
+    }
+}
+
+fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
+/// envy says "... provided by databytes"; the operator wrote DATABYTES.
+fn name_variable(e: envy::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" provided by ") {
+        Some(at) => {
+            let (head, name) = msg.split_at(at + " provided by ".len());
+            format!("{head}{}", name.to_ascii_uppercase())
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let s = Settings::from_vars(vec![]).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.timeout, Some(Duration::from_secs(1200)));
+        assert_eq!(s.maxhops, 100);
+    }
+
+    #[test]
+    fn numbers_parse() {
+        let s = Settings::from_vars(vars(&[("DATABYTES", "1000"), ("TIMEOUT", "0")])).unwrap();
+        assert_eq!(s.databytes, 1000);
+        assert_eq!(s.timeout, None);
+    }
+
+    #[test]
+    fn bad_number_names_variable_and_value() {
+        let e = Settings::from_vars(vars(&[("DATABYTES", "12k")])).unwrap_err();
+        assert!(e.0.contains("DATABYTES"), "{e}");
+        assert!(e.0.contains("12k"), "{e}");
+    }
+
+    #[test]
+    fn empty_number_is_an_error_not_a_default() {
+        assert!(Settings::from_vars(vars(&[("MAXHOPS", "")])).is_err());
+        assert!(Settings::from_vars(vars(&[("TIMEOUT", "-1")])).is_err());
+    }
+
+    #[test]
+    fn empty_relayclient_is_set() {
+        let s = Settings::from_vars(vars(&[("RELAYCLIENT", "")])).unwrap();
+        assert_eq!(s.relayclient.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn lower_case_names_are_not_settings() {
+        let s = Settings::from_vars(vars(&[("databytes", "oops")])).unwrap();
+        assert_eq!(s.databytes, 0);
+    }
+
+    #[test]
+    fn unknown_facility_is_refused() {
+        assert!(Settings::from_vars(vars(&[("SYSLOG", "mial")])).is_err());
+        let s = Settings::from_vars(vars(&[("SYSLOG", "mail")])).unwrap();
+        assert_eq!(s.syslog.as_deref(), Some("mail"));
+    }
+
+    #[test]
+    fn apply_changes_nothing_on_error() {
+        let mut s = Settings::from_vars(vars(&[("MAXHOPS", "5")])).unwrap();
+        let before = s.clone();
+        assert!(s
+            .apply(vars(&[("MAXRCPTS", "3"), ("MAXHOPS", "x")]))
+            .is_err());
+        assert_eq!(s, before);
+        s.apply(vars(&[("MAXHOPS", "1")])).unwrap();
+        assert_eq!(s.maxhops, 1);
+    }
+}

@@ -1,0 +1,124 @@
+//! Log lines (SPEC 8): one line per event, `PROGRAM[PID]: ...`, on stderr (for multilog) or,
+//! when `SYSLOG` names a facility, to syslog. The `syslog` crate is wrapped here and nowhere
+//! else. Client bytes are escaped with [`escape`] before they reach a line.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+enum Sink {
+    Stderr,
+    Syslog(Box<SyslogLogger>),
+}
+
+struct Logger {
+    program: String,
+    pid: u32,
+    sink: Mutex<Sink>,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Sets the program name and the destination. `facility` is a name from
+/// [`crate::config::FACILITIES`]; `socket` overrides `/dev/log`. If syslog cannot be
+/// reached the lines go to stderr, with one line saying why.
+pub fn init(program: &str, facility: Option<&str>, socket: Option<&Path>) {
+    let pid = std::process::id();
+    let mut note = None;
+    let sink = match facility {
+        None => Sink::Stderr,
+        Some(name) => {
+            let formatter = syslog::Formatter3164 {
+                facility: facility_of(name),
+                hostname: None,
+                process: program.to_string(),
+                pid,
+            };
+            let logger = match socket {
+                Some(path) => syslog::unix_custom(formatter, path),
+                None => syslog::unix(formatter),
+            };
+            match logger {
+                Ok(l) => Sink::Syslog(Box::new(l)),
+                Err(e) => {
+                    note = Some(format!("syslog unreachable ({e}), logging to stderr"));
+                    Sink::Stderr
+                }
+            }
+        }
+    };
+    let _ = LOGGER.set(Logger {
+        program: program.to_string(),
+        pid,
+        sink: Mutex::new(sink),
+    });
+    if let Some(n) = note {
+        line(&n);
+    }
+}
+
+fn facility_of(name: &str) -> syslog::Facility {
+    use syslog::Facility::*;
+    match name {
+        "daemon" => LOG_DAEMON,
+        "user" => LOG_USER,
+        "local0" => LOG_LOCAL0,
+        "local1" => LOG_LOCAL1,
+        "local2" => LOG_LOCAL2,
+        "local3" => LOG_LOCAL3,
+        "local4" => LOG_LOCAL4,
+        "local5" => LOG_LOCAL5,
+        "local6" => LOG_LOCAL6,
+        "local7" => LOG_LOCAL7,
+        _ => LOG_MAIL,
+    }
+}
+
+/// Writes one log line. Before [`init`] it goes to stderr as `smtpfront[PID]`.
+pub fn line(msg: &str) {
+    let Some(logger) = LOGGER.get() else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "smtpfront[{}]: {msg}",
+            std::process::id()
+        );
+        return;
+    };
+    let mut sink = logger.sink.lock().unwrap_or_else(|e| e.into_inner());
+    match &mut *sink {
+        Sink::Stderr => {
+            // One write per line so that lines of concurrent processes do not interleave.
+            let text = format!("{}[{}]: {msg}\n", logger.program, logger.pid);
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
+        Sink::Syslog(l) => {
+            let _ = l.info(msg);
+        }
+    }
+}
+
+/// Client bytes made safe for a log line: printable ASCII stays, the rest becomes `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) && b != b'\\' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escape_keeps_printable_and_hides_controls() {
+        assert_eq!(escape(b"MAIL FROM:<a@b>"), "MAIL FROM:<a@b>");
+        assert_eq!(escape(b"a\r\nb\0\\"), "a\\x0d\\x0ab\\x00\\x5c");
+    }
+}

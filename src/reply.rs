@@ -1,0 +1,122 @@
+//! Every reply the front ends send: a code, an enhanced status code (RFC 3463) and text
+//! lines. Replies are data, declared once here by name; `smtp::server` is the one door they
+//! leave through (and are logged through, when 400 or above).
+
+use std::borrow::Cow;
+
+/// One SMTP reply. `text` may hold several lines separated by `\n`: it is then sent as a
+/// multi-line reply with the code (and status) on every line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    /// Enhanced status code, e.g. "2.1.0"; empty for the greeting and the EHLO lines,
+    /// which RFC 2034 leaves without one.
+    pub status: Cow<'static, str>,
+    pub text: Cow<'static, str>,
+}
+
+impl Reply {
+    pub const fn fixed(code: u16, status: &'static str, text: &'static str) -> Reply {
+        Reply {
+            code,
+            status: Cow::Borrowed(status),
+            text: Cow::Borrowed(text),
+        }
+    }
+
+    pub fn new(code: u16, status: &'static str, text: impl Into<Cow<'static, str>>) -> Reply {
+        Reply {
+            code,
+            status: Cow::Borrowed(status),
+            text: text.into(),
+        }
+    }
+
+    /// The same reply with another text (a mail rule's RESPONSE field, say).
+    pub fn with_text(mut self, text: impl Into<Cow<'static, str>>) -> Reply {
+        self.text = text.into();
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.code >= 400
+    }
+
+    /// Appends the wire form (CRLF line ends) to `out`.
+    pub fn render(&self, out: &mut Vec<u8>) {
+        let code = self.code.to_string();
+        let mut lines = self.text.split('\n').peekable();
+        while let Some(line) = lines.next() {
+            out.extend_from_slice(code.as_bytes());
+            out.push(if lines.peek().is_some() { b'-' } else { b' ' });
+            if !self.status.is_empty() {
+                out.extend_from_slice(self.status.as_bytes());
+                out.push(b' ');
+            }
+            // A reply line never carries a bare CR: it would end the line early.
+            out.extend(line.bytes().map(|b| if b == b'\r' { b' ' } else { b }));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The first line, for log messages.
+    pub fn summary(&self) -> String {
+        let first = self.text.split('\n').next().unwrap_or("");
+        if self.status.is_empty() {
+            format!("{} {}", self.code, first)
+        } else {
+            format!("{} {} {}", self.code, self.status, first)
+        }
+    }
+}
+
+// SPEC 3: the fixed replies, by name.
+pub const OK: Reply = Reply::fixed(250, "2.0.0", "Ok");
+pub const RESET_OK: Reply = Reply::fixed(250, "2.0.0", "Reset");
+pub const SENDER_OK: Reply = Reply::fixed(250, "2.1.0", "Sender accepted");
+pub const RECIPIENT_OK: Reply = Reply::fixed(250, "2.1.5", "Recipient accepted");
+pub const START_DATA: Reply =
+    Reply::fixed(354, "", "End your message with a line holding only a dot");
+pub const BYE: Reply = Reply::fixed(221, "2.0.0", "Good bye");
+pub const VRFY: Reply = Reply::fixed(252, "2.5.2", "Cannot verify the user, send some mail");
+pub const HELP: Reply = Reply::fixed(
+    214,
+    "2.0.0",
+    "See RFC 5321 (https://www.rfc-editor.org/rfc/rfc5321)",
+);
+
+pub const CONFIG_ERROR: Reply = Reply::fixed(421, "4.3.0", "Configuration error, try again later");
+pub const TIMEOUT: Reply = Reply::fixed(421, "4.4.2", "Timeout, closing the connection");
+pub const TOO_MANY_HOPS: Reply =
+    Reply::fixed(554, "5.4.6", "Too many hops, this message is looping");
+pub const TOO_BIG: Reply = Reply::fixed(552, "5.3.4", "Message too big");
+pub const BACKEND_FAILED: Reply = Reply::fixed(451, "4.3.0", "Local error, try again later");
+pub const RULES_FAILED: Reply =
+    Reply::fixed(451, "4.3.0", "Mail rules are unusable, try again later");
+
+pub const NOT_IMPLEMENTED: Reply = Reply::fixed(500, "5.5.1", "Command not recognized");
+pub const LINE_TOO_LONG: Reply = Reply::fixed(500, "5.5.2", "Line too long");
+pub const TOO_MANY_UNKNOWN: Reply =
+    Reply::fixed(503, "5.5.0", "Too many unrecognized commands, closing");
+pub const NUL_IN_COMMAND: Reply = Reply::fixed(501, "5.5.2", "NUL byte in command");
+pub const NEED_DOMAIN: Reply =
+    Reply::fixed(501, "5.5.4", "Syntax: HELO or EHLO followed by a domain");
+pub const BAD_PATH: Reply = Reply::fixed(501, "5.5.2", "Syntax error in address");
+pub const BAD_MAIL_SYNTAX: Reply =
+    Reply::fixed(501, "5.5.2", "Syntax: MAIL FROM:<address> [parameters]");
+pub const BAD_RCPT_SYNTAX: Reply =
+    Reply::fixed(501, "5.5.2", "Syntax: RCPT TO:<address> [parameters]");
+pub const BAD_PARAMETER: Reply = Reply::fixed(501, "5.5.4", "Invalid parameter value");
+pub const NESTED_MAIL: Reply = Reply::fixed(503, "5.5.1", "Sender already given");
+pub const NEED_MAIL: Reply = Reply::fixed(503, "5.5.1", "MAIL first");
+pub const NEED_RCPT: Reply = Reply::fixed(503, "5.5.1", "RCPT first");
+pub const NO_VALID_RCPT: Reply = Reply::fixed(554, "5.5.1", "No valid recipients");
+pub const NULL_SENDER_ONE_RCPT: Reply = Reply::fixed(
+    550,
+    "5.5.3",
+    "A bounce (null sender) goes to one recipient only",
+);
+pub const TOO_MANY_RCPTS: Reply = Reply::fixed(452, "4.5.3", "Too many recipients");
+pub const RELAY_DENIED: Reply = Reply::fixed(553, "5.7.1", "Relaying denied");
+pub const RULE_REJECT: Reply = Reply::fixed(553, "5.7.1", "Rejected");
+pub const RULE_DEFER: Reply = Reply::fixed(451, "4.7.1", "Deferred");

@@ -1,0 +1,248 @@
+//! One command line -> [`Command`]. Pure: no state, no I/O; errors are named values that
+//! [`CommandError::reply`] maps to the wire in one place.
+
+use crate::address::{parse_path, PathError};
+use crate::reply::{self, Reply};
+
+/// `BODY=` of RFC 6152.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    SevenBit,
+    EightBitMime,
+}
+
+impl Body {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Body::SevenBit => "7BIT",
+            Body::EightBitMime => "8BITMIME",
+        }
+    }
+}
+
+/// The ESMTP parameters of MAIL FROM that mean something here; the rest are kept verbatim
+/// (for the echo back end) and otherwise ignored (SPEC 3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailParams {
+    pub size: Option<u64>,
+    pub body: Option<Body>,
+    pub all: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Helo(String),
+    Ehlo(String),
+    Mail {
+        sender: String,
+        params: MailParams,
+    },
+    Rcpt {
+        recipient: String,
+        params: Vec<String>,
+    },
+    Data,
+    Rset,
+    Noop,
+    Quit,
+    Vrfy,
+    Help,
+    Auth(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandError {
+    Unknown,
+    Nul,
+    NoDomain,
+    MailSyntax,
+    RcptSyntax,
+    BadPath(PathError),
+    BadParameter,
+    NotUtf8,
+}
+
+impl CommandError {
+    pub fn reply(self) -> Reply {
+        match self {
+            CommandError::Unknown => reply::NOT_IMPLEMENTED,
+            CommandError::Nul => reply::NUL_IN_COMMAND,
+            CommandError::NoDomain => reply::NEED_DOMAIN,
+            CommandError::MailSyntax => reply::BAD_MAIL_SYNTAX,
+            CommandError::RcptSyntax => reply::BAD_RCPT_SYNTAX,
+            CommandError::BadPath(_) | CommandError::NotUtf8 => reply::BAD_PATH,
+            CommandError::BadParameter => reply::BAD_PARAMETER,
+        }
+    }
+}
+
+/// Parses one command line (line end already removed).
+pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
+    // SPEC 3: a NUL byte in a command is refused, whatever the command.
+    if line.contains(&0) {
+        return Err(CommandError::Nul);
+    }
+    let (verb, arg) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &b""[..]),
+    };
+    let verb = verb.to_ascii_uppercase();
+    match verb.as_slice() {
+        b"HELO" => Ok(Command::Helo(domain_arg(arg)?)),
+        b"EHLO" => Ok(Command::Ehlo(domain_arg(arg)?)),
+        b"MAIL" => mail(arg),
+        b"RCPT" => rcpt(arg),
+        b"DATA" => Ok(Command::Data),
+        b"RSET" => Ok(Command::Rset),
+        b"NOOP" => Ok(Command::Noop),
+        b"QUIT" => Ok(Command::Quit),
+        b"VRFY" => Ok(Command::Vrfy),
+        b"HELP" => Ok(Command::Help),
+        b"AUTH" => Ok(Command::Auth(text(arg)?.trim().to_string())),
+        _ => Err(CommandError::Unknown),
+    }
+}
+
+fn text(arg: &[u8]) -> Result<&str, CommandError> {
+    std::str::from_utf8(arg).map_err(|_| CommandError::NotUtf8)
+}
+
+fn domain_arg(arg: &[u8]) -> Result<String, CommandError> {
+    // Client bytes that are not UTF-8 are kept (lossily): HELO is only ever recorded.
+    let name = String::from_utf8_lossy(arg);
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(CommandError::NoDomain);
+    }
+    Ok(name.to_string())
+}
+
+/// `FROM:` / `TO:` then optional spaces, case-insensitive; returns what follows.
+fn after_keyword<'a>(arg: &'a [u8], keyword: &[u8]) -> Option<&'a [u8]> {
+    let arg = trim_start(arg);
+    if arg.len() < keyword.len() || !arg[..keyword.len()].eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    Some(trim_start(&arg[keyword.len()..]))
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+    &b[n..]
+}
+
+/// The path, then the parameters: nothing may follow the `>` but spaces and parameters.
+fn path_and_params(rest: &[u8]) -> Result<(String, Vec<String>), CommandError> {
+    let rest = text(rest)?;
+    let path = parse_path(rest).map_err(CommandError::BadPath)?;
+    let tail = &rest[path.consumed..];
+    if !(tail.is_empty() || tail.starts_with([' ', '\t'])) {
+        return Err(CommandError::BadPath(PathError::NoClosingBracket));
+    }
+    let params = tail.split_ascii_whitespace().map(str::to_string).collect();
+    Ok((path.address, params))
+}
+
+fn mail(arg: &[u8]) -> Result<Command, CommandError> {
+    let rest = after_keyword(arg, b"FROM:").ok_or(CommandError::MailSyntax)?;
+    let (sender, all) = path_and_params(rest)?;
+    if sender.eq_ignore_ascii_case("postmaster") {
+        // A bare postmaster is a recipient only (RFC 5321 4.5.1).
+        return Err(CommandError::BadPath(PathError::NoDomain));
+    }
+    let mut params = MailParams {
+        all,
+        ..MailParams::default()
+    };
+    for p in &params.all {
+        let (key, value) = p.split_once('=').unwrap_or((p, ""));
+        if key.eq_ignore_ascii_case("SIZE") {
+            let n = value.parse().map_err(|_| CommandError::BadParameter)?;
+            params.size = Some(n);
+        } else if key.eq_ignore_ascii_case("BODY") {
+            params.body = Some(match value.to_ascii_uppercase().as_str() {
+                "7BIT" => Body::SevenBit,
+                "8BITMIME" => Body::EightBitMime,
+                _ => return Err(CommandError::BadParameter),
+            });
+        }
+    }
+    Ok(Command::Mail { sender, params })
+}
+
+fn rcpt(arg: &[u8]) -> Result<Command, CommandError> {
+    let rest = after_keyword(arg, b"TO:").ok_or(CommandError::RcptSyntax)?;
+    let (recipient, params) = path_and_params(rest)?;
+    if recipient.is_empty() {
+        return Err(CommandError::BadPath(PathError::BadLocalPart));
+    }
+    Ok(Command::Rcpt { recipient, params })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_any_case() {
+        assert_eq!(parse(b"nOoP"), Ok(Command::Noop));
+        assert_eq!(parse(b"QUIT"), Ok(Command::Quit));
+        assert_eq!(parse(b"data"), Ok(Command::Data));
+        assert_eq!(parse(b"EXPN x"), Err(CommandError::Unknown));
+        assert_eq!(parse(b""), Err(CommandError::Unknown));
+    }
+
+    #[test]
+    fn helo_needs_a_domain() {
+        assert_eq!(parse(b"HELO"), Err(CommandError::NoDomain));
+        assert_eq!(parse(b"EHLO   "), Err(CommandError::NoDomain));
+        assert_eq!(parse(b"EHLO x.y"), Ok(Command::Ehlo("x.y".into())));
+    }
+
+    #[test]
+    fn mail_with_params() {
+        let c = parse(b"MAIL FROM: <a@b.c> size=10 BODY=8bitmime X-FOO=1").unwrap();
+        let Command::Mail { sender, params } = c else {
+            panic!()
+        };
+        assert_eq!(sender, "a@b.c");
+        assert_eq!(params.size, Some(10));
+        assert_eq!(params.body, Some(Body::EightBitMime));
+        assert_eq!(params.all.len(), 3);
+    }
+
+    #[test]
+    fn mail_errors() {
+        assert_eq!(parse(b"MAIL <a@b>"), Err(CommandError::MailSyntax));
+        assert_eq!(
+            parse(b"MAIL FROM:<a@b> SIZE=x"),
+            Err(CommandError::BadParameter)
+        );
+        assert_eq!(
+            parse(b"MAIL FROM:<a@b> BODY=BINARYMIME"),
+            Err(CommandError::BadParameter)
+        );
+        assert!(matches!(
+            parse(b"MAIL FROM:<a@b>x"),
+            Err(CommandError::BadPath(_))
+        ));
+        assert!(matches!(
+            parse(b"MAIL FROM:<postmaster>"),
+            Err(CommandError::BadPath(_))
+        ));
+        assert_eq!(parse(b"MAIL FROM:<a\0@b>"), Err(CommandError::Nul));
+    }
+
+    #[test]
+    fn rcpt_postmaster_and_null() {
+        assert_eq!(
+            parse(b"RCPT TO:<Postmaster>"),
+            Ok(Command::Rcpt {
+                recipient: "Postmaster".into(),
+                params: vec![]
+            })
+        );
+        assert!(parse(b"RCPT TO:<>").is_err());
+        assert_eq!(parse(b"RCPT FROM:<a@b>"), Err(CommandError::RcptSyntax));
+    }
+}

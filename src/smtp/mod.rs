@@ -1,0 +1,9 @@
+//! The SMTP protocol of the front ends (SPEC 3): [`command`] turns one line into a
+//! [`command::Command`], [`session`] is the state machine that answers it (no I/O),
+//! [`server`] drives a session over fd 0 / fd 1 with timeouts and pipelining.
+
+pub mod command;
+pub mod server;
+pub mod session;
+
+pub use session::{Session, Step};

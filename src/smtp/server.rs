@@ -1,0 +1,272 @@
+//! The driver (SPEC 3, 8, 9): owns fd 0 and fd 1, the two timeouts, reply buffering and the
+//! log line of every error reply. Replies are buffered and flushed only when no complete
+//! input is waiting and the reader is about to block ("flush before you block", qmail):
+//! that one rule gives correct PIPELINING and one write per batch.
+
+use crate::backend::Backend;
+use crate::linereader::{CommandLine, DataPiece, LineReader};
+use crate::log;
+use crate::reply::{self, Reply};
+use crate::smtp::session::{Session, Step};
+use crate::sys::{self, Wait};
+use std::io;
+use std::os::unix::io::RawFd;
+use std::time::{Duration, Instant};
+
+const IN: RawFd = 0;
+const OUT: RawFd = 1;
+
+/// Replies are written out once this many bytes are waiting, even mid-batch, so that a
+/// client pipelining thousands of commands without reading costs bounded memory.
+const MAX_PENDING_OUTPUT: usize = 16 * 1024;
+
+/// Why a session ended, for the last log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Quit,
+    Closed,
+    ClientGone,
+    ClientGoneInData,
+    IdleTimeout,
+    SessionTimeout,
+    Error,
+}
+
+impl End {
+    fn describe(self) -> &'static str {
+        match self {
+            End::Quit => "QUIT",
+            End::Closed => "closed by the server",
+            End::ClientGone => "client went away",
+            End::ClientGoneInData => "client went away during DATA, nothing stored",
+            End::IdleTimeout => "timeout (TIMEOUT)",
+            End::SessionTimeout => "timeout (SESSION_TIMEOUT)",
+            End::Error => "I/O error",
+        }
+    }
+}
+
+struct Conn {
+    reader: LineReader,
+    out: Vec<u8>,
+    started: Instant,
+    progress: Instant,
+    timeout: Option<Duration>,
+    session_timeout: Option<Duration>,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl Conn {
+    /// The earlier of the two limits, or `None` for no limit.
+    fn deadline(&self) -> Option<Instant> {
+        let idle = self.timeout.and_then(|t| self.progress.checked_add(t));
+        let total = self
+            .session_timeout
+            .and_then(|t| self.started.checked_add(t));
+        match (idle, total) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn timed_out(&self) -> End {
+        let total = self
+            .session_timeout
+            .and_then(|t| self.started.checked_add(t));
+        match total {
+            Some(t) if Instant::now() >= t => End::SessionTimeout,
+            _ => End::IdleTimeout,
+        }
+    }
+
+    fn wait(&self, fd: RawFd, what: Wait) -> Result<(), End> {
+        let ready = match self.deadline() {
+            Some(d) => sys::wait_fd(fd, what, d),
+            None => loop {
+                // No limit: wait in long slices.
+                let d = Instant::now() + Duration::from_secs(86400);
+                match sys::wait_fd(fd, what, d) {
+                    Ok(false) => continue,
+                    other => break other,
+                }
+            },
+        };
+        match ready {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.timed_out()),
+            Err(_) => Err(End::Error),
+        }
+    }
+
+    fn send(&mut self, r: &Reply) -> Result<(), End> {
+        r.render(&mut self.out);
+        if self.out.len() >= MAX_PENDING_OUTPUT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), End> {
+        let mut done = 0;
+        while done < self.out.len() {
+            match sys::write(OUT, &self.out[done..]) {
+                Ok(n) => {
+                    done += n;
+                    self.bytes_out += n as u64;
+                    self.progress = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(OUT, Wait::Write)?,
+                Err(_) => return Err(End::ClientGone),
+            }
+        }
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Flushes, then reads more input. `Err(ClientGone)` at end of input.
+    fn fill(&mut self) -> Result<(), End> {
+        self.flush()?;
+        loop {
+            match sys::read(IN, self.reader.space()) {
+                Ok(0) => return Err(End::ClientGone),
+                Ok(n) => {
+                    self.reader.filled(n);
+                    self.bytes_in += n as u64;
+                    self.progress = Instant::now();
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(IN, Wait::Read)?,
+                Err(_) => return Err(End::ClientGone),
+            }
+        }
+    }
+
+    /// Last words on a timeout: a 421 if the client is still listening, never blocking.
+    fn say_timeout(&mut self) {
+        self.out.clear();
+        reply::TIMEOUT.render(&mut self.out);
+        let _ = sys::write(OUT, &self.out);
+    }
+}
+
+/// Runs one SMTP session on fd 0 / fd 1 to its end. Returns the exit status (SPEC 9).
+pub fn serve<B: Backend>(mut session: Session<B>) -> i32 {
+    let settings = session.settings();
+    let now = Instant::now();
+    let mut conn = Conn {
+        reader: LineReader::new(),
+        out: Vec::with_capacity(1024),
+        started: now,
+        progress: now,
+        timeout: settings.timeout,
+        session_timeout: settings.session_timeout,
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    // Writes must never block past the timeout (a client that never reads): fd 1 becomes
+    // non-blocking and every wait goes through poll with a deadline.
+    let saved = sys::set_nonblocking(OUT, true).ok();
+    let greeting = session.greeting();
+    let end = match conn.send(&greeting) {
+        Ok(()) => run(&mut session, &mut conn),
+        Err(e) => e,
+    };
+    match end {
+        End::IdleTimeout | End::SessionTimeout => {
+            session.abort();
+            conn.say_timeout();
+        }
+        End::ClientGone | End::ClientGoneInData | End::Error => session.abort(),
+        End::Quit | End::Closed => {
+            let _ = conn.flush();
+        }
+    }
+    if let Some(flags) = saved {
+        sys::restore_flags(OUT, flags);
+    }
+    log::line(&format!(
+        "end: remote {} helo {} messages {} bytes in {} out {}: {}",
+        session.remote_ip().unwrap_or("unknown"),
+        session
+            .helo()
+            .map(|h| log::escape(h.as_bytes()))
+            .unwrap_or_else(|| "none".into()),
+        session.messages,
+        conn.bytes_in,
+        conn.bytes_out,
+        end.describe()
+    ));
+    0
+}
+
+fn run<B: Backend>(session: &mut Session<B>, conn: &mut Conn) -> End {
+    loop {
+        let (step, shown) = loop {
+            if let Some(line) = conn.reader.command() {
+                let step = session.command(line);
+                let shown = reply_of(&step).is_error().then(|| describe(line));
+                break (step, shown);
+            }
+            if let Err(end) = conn.fill() {
+                return end;
+            }
+        };
+        if let Some(command) = shown {
+            log::line(&format!("{command} -> {}", reply_of(&step).summary()));
+        }
+        let result = match step {
+            Step::Reply(r) => conn.send(&r),
+            Step::Close(r) => {
+                let end = if r == reply::BYE {
+                    End::Quit
+                } else {
+                    End::Closed
+                };
+                return conn.send(&r).err().unwrap_or(end);
+            }
+            Step::StartData(r) => conn.send(&r).and_then(|()| receive(session, conn)),
+        };
+        if let Err(end) = result {
+            return end;
+        }
+    }
+}
+
+/// From the 354 to the reply after the dot.
+fn receive<B: Backend>(session: &mut Session<B>, conn: &mut Conn) -> Result<(), End> {
+    conn.reader.start_data();
+    loop {
+        match conn.reader.data() {
+            Some(DataPiece::End) => break,
+            Some(DataPiece::Text { bytes, ends_line }) => session.data_piece(bytes, ends_line),
+            None => conn.fill().map_err(|e| match e {
+                End::ClientGone => End::ClientGoneInData,
+                other => other,
+            })?,
+        }
+    }
+    let answer = session.data_end();
+    if answer.is_error() {
+        log::line(&format!("DATA -> {}", answer.summary()));
+    }
+    conn.send(&answer)
+}
+
+fn reply_of(step: &Step) -> &Reply {
+    match step {
+        Step::Reply(r) | Step::StartData(r) | Step::Close(r) => r,
+    }
+}
+
+/// The command as the log shows it: escaped, and AUTH without its credentials (SPEC 8).
+fn describe(line: CommandLine<'_>) -> String {
+    match line {
+        CommandLine::TooLong => "(command line over 4096 bytes)".to_string(),
+        CommandLine::Line(l) if l.len() >= 4 && l[..4].eq_ignore_ascii_case(b"AUTH") => {
+            let words: Vec<&[u8]> = l.split(|&b| b == b' ').take(2).collect();
+            format!("{} ...", log::escape(&words.join(&b' ')))
+        }
+        CommandLine::Line(l) => log::escape(l),
+    }
+}

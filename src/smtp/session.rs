@@ -1,0 +1,325 @@
+//! The SMTP state machine (SPEC 3). It takes one parsed line at a time and returns what to
+//! answer; it never touches a file descriptor (the driver, [`super::server`], owns fd 0/1,
+//! timeouts and flushing), so the whole protocol is testable with byte strings.
+//!
+//! States carry their data: a recipient list exists only inside [`Phase::Mail`], the DATA
+//! counters only inside [`Phase::Data`]. Every command is a check step (which may refuse)
+//! followed by a proceed step (which changes the phase).
+
+use crate::backend::{Approval, Backend};
+use crate::config::Settings;
+use crate::envelope::{Envelope, Protocol, Trace};
+use crate::headers::HopCounter;
+use crate::linereader::CommandLine;
+use crate::log;
+use crate::reply::{self, Reply};
+use crate::smtp::command::{self, Command, CommandError};
+use crate::ucspi::Conn;
+use std::time::SystemTime;
+
+/// Recipients per transaction when `MAXRCPTS` is unset: keeps memory bounded against a
+/// client sending a million RCPTs (SPEC 3), and is ten times Postfix's default of 1000.
+pub const HARD_MAX_RCPTS: usize = 10_000;
+
+/// What the driver does next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Send the reply and read the next command.
+    Reply(Reply),
+    /// Send the reply (354) and read the message.
+    StartData(Reply),
+    /// Send the reply and close the connection.
+    Close(Reply),
+}
+
+/// The counters of a message being received.
+struct Incoming {
+    envelope: Envelope,
+    hops: HopCounter,
+    size: u64,
+    too_big: bool,
+    failed: Option<std::io::Error>,
+}
+
+enum Phase {
+    Idle,
+    Mail(Envelope),
+    Data(Incoming),
+}
+
+pub struct Session<B: Backend> {
+    settings: Settings,
+    conn: Conn,
+    local: String,
+    backend: B,
+    helo: Option<String>,
+    protocol: Protocol,
+    phase: Phase,
+    unknown_commands: u64,
+    pub messages: u64,
+}
+
+impl<B: Backend> Session<B> {
+    pub fn new(settings: Settings, conn: Conn, backend: B) -> Session<B> {
+        let local = conn.local_name();
+        Session {
+            settings,
+            conn,
+            local,
+            backend,
+            helo: None,
+            protocol: Protocol::Smtp,
+            phase: Phase::Idle,
+            unknown_commands: 0,
+            messages: 0,
+        }
+    }
+
+    pub fn helo(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    pub fn remote_ip(&self) -> Option<&str> {
+        self.conn.remoteip.as_deref()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// `220 $SMTPGREETING ESMTP` (SPEC 2).
+    pub fn greeting(&self) -> Reply {
+        let text = match &self.settings.greeting {
+            Some(g) => format!("{g} ESMTP"),
+            None => format!("{} smtpfront ESMTP", self.local),
+        };
+        Reply::new(220, "", text)
+    }
+
+    /// Answers one command line.
+    pub fn command(&mut self, line: CommandLine<'_>) -> Step {
+        let parsed = match line {
+            CommandLine::TooLong => return self.unknown(reply::LINE_TOO_LONG),
+            CommandLine::Line(l) => command::parse(l),
+        };
+        match parsed {
+            Err(CommandError::Unknown) => self.unknown(reply::NOT_IMPLEMENTED),
+            Err(e) => Step::Reply(e.reply()),
+            Ok(c) => self.dispatch(c),
+        }
+    }
+
+    /// SPEC 2 `MAXNOTIMPL`: past the limit of `500` answers, `503 5.5.0` and close.
+    fn unknown(&mut self, answer: Reply) -> Step {
+        self.unknown_commands += 1;
+        let max = self.settings.maxnotimpl;
+        if max > 0 && self.unknown_commands > max {
+            Step::Close(reply::TOO_MANY_UNKNOWN)
+        } else {
+            Step::Reply(answer)
+        }
+    }
+
+    fn dispatch(&mut self, c: Command) -> Step {
+        match c {
+            Command::Helo(name) => self.hello(name, Protocol::Smtp),
+            Command::Ehlo(name) => self.hello(name, Protocol::Esmtp),
+            Command::Mail { sender, params } => Step::Reply(self.mail(sender, params)),
+            Command::Rcpt { recipient, .. } => Step::Reply(self.rcpt(recipient)),
+            Command::Data => self.data(),
+            Command::Rset => {
+                self.reset();
+                Step::Reply(reply::RESET_OK)
+            }
+            Command::Noop => Step::Reply(reply::OK),
+            Command::Quit => Step::Close(reply::BYE),
+            Command::Vrfy => Step::Reply(reply::VRFY),
+            Command::Help => Step::Reply(reply::HELP),
+            // AUTH is offered only with CHECKPASSWORD (SPEC 3 AUTH), which is not built yet.
+            Command::Auth(_) => Step::Reply(Reply::fixed(503, "5.5.1", "AUTH not available")),
+        }
+    }
+
+    fn reset(&mut self) {
+        if matches!(self.phase, Phase::Data(_)) {
+            self.backend.data_abort();
+        }
+        self.phase = Phase::Idle;
+    }
+
+    /// HELO and EHLO: one function, two protocols (SPEC 3: both reset the transaction).
+    fn hello(&mut self, name: String, protocol: Protocol) -> Step {
+        self.reset();
+        self.helo = Some(name);
+        self.protocol = protocol;
+        if protocol == Protocol::Smtp {
+            return Step::Reply(Reply::new(250, "", self.local.clone()));
+        }
+        let mut lines = vec![
+            self.local.clone(),
+            format!("SIZE {}", self.settings.databytes),
+            "8BITMIME".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "PIPELINING".into(),
+        ];
+        if self.settings.checkpassword.is_some() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
+        Step::Reply(Reply::new(250, "", lines.join("\n")))
+    }
+
+    fn mail(&mut self, sender: String, params: command::MailParams) -> Reply {
+        // Check.
+        if !matches!(self.phase, Phase::Idle) {
+            return reply::NESTED_MAIL;
+        }
+        let databytes = self.settings.databytes;
+        if let Some(size) = params.size {
+            if databytes > 0 && size > databytes {
+                return reply::TOO_BIG;
+            }
+        }
+        let envelope = Envelope {
+            sender,
+            params,
+            recipients: Vec::new(),
+            databytes,
+        };
+        // Proceed.
+        match self.backend.sender(&envelope) {
+            Ok(answer) => {
+                self.phase = Phase::Mail(envelope);
+                answer
+            }
+            Err(refusal) => refusal,
+        }
+    }
+
+    fn rcpt(&mut self, recipient: String) -> Reply {
+        let Phase::Mail(envelope) = &mut self.phase else {
+            return reply::NEED_MAIL;
+        };
+        // SPEC 3: a null sender gets one recipient.
+        if envelope.sender.is_empty() && !envelope.recipients.is_empty() {
+            return reply::NULL_SENDER_ONE_RCPT;
+        }
+        let max = match self.settings.maxrcpts {
+            0 => HARD_MAX_RCPTS,
+            n => usize::try_from(n).unwrap_or(usize::MAX).min(HARD_MAX_RCPTS),
+        };
+        if envelope.recipients.len() >= max {
+            return reply::TOO_MANY_RCPTS;
+        }
+        let (address, approval) = match &self.settings.relayclient {
+            Some(suffix) => (recipient + suffix, Approval::Approved),
+            None => (recipient, Approval::Unchecked),
+        };
+        match self.backend.recipient(&address, approval) {
+            Ok(answer) => {
+                envelope.recipients.push(address);
+                answer
+            }
+            Err(refusal) => refusal,
+        }
+    }
+
+    fn data(&mut self) -> Step {
+        let envelope = match &self.phase {
+            Phase::Mail(e) if e.recipients.is_empty() => return Step::Reply(reply::NO_VALID_RCPT),
+            Phase::Mail(e) => e,
+            _ => return Step::Reply(reply::NEED_MAIL),
+        };
+        let trace = Trace {
+            helo: self.helo.as_deref(),
+            conn: &self.conn,
+            local: &self.local,
+            protocol: self.protocol,
+            fixup_host: self.settings.fixup_received_host.as_deref(),
+            fixup_ip: self.settings.fixup_received_ip.as_deref(),
+            header_add: self.settings.header_add.as_deref(),
+        }
+        .headers(SystemTime::now());
+        if let Err(e) = self.backend.data_start(envelope, &trace) {
+            log::line(&format!("back end failed to start the message: {e}"));
+            return Step::Reply(reply::BACKEND_FAILED);
+        }
+        let Phase::Mail(envelope) = std::mem::replace(&mut self.phase, Phase::Idle) else {
+            unreachable!("checked above")
+        };
+        self.phase = Phase::Data(Incoming {
+            envelope,
+            hops: HopCounter::default(),
+            size: 0,
+            too_big: false,
+            failed: None,
+        });
+        Step::StartData(reply::START_DATA)
+    }
+
+    /// One piece of the message (see [`crate::linereader::DataPiece`]).
+    pub fn data_piece(&mut self, bytes: &[u8], ends_line: bool) {
+        let Phase::Data(m) = &mut self.phase else {
+            return;
+        };
+        m.hops.piece(bytes, ends_line);
+        m.size += bytes.len() as u64 + if ends_line { 2 } else { 0 };
+        if m.too_big || m.failed.is_some() {
+            return;
+        }
+        // SPEC 3: over-size data is read and thrown away up to the dot, never buffered.
+        if m.envelope.databytes > 0 && m.size > m.envelope.databytes {
+            m.too_big = true;
+            self.backend.data_abort();
+            return;
+        }
+        let mut result = self.backend.data(bytes);
+        if ends_line && result.is_ok() {
+            result = self.backend.data(b"\r\n");
+        }
+        if let Err(e) = result {
+            m.failed = Some(e);
+            self.backend.data_abort();
+        }
+    }
+
+    /// The final dot: one verdict, in SPEC 3's order.
+    pub fn data_end(&mut self) -> Reply {
+        let Phase::Data(m) = std::mem::replace(&mut self.phase, Phase::Idle) else {
+            return reply::NEED_MAIL;
+        };
+        if m.too_big {
+            return reply::TOO_BIG;
+        }
+        if m.hops.too_many(self.settings.maxhops) {
+            self.backend.data_abort();
+            return reply::TOO_MANY_HOPS;
+        }
+        if let Some(e) = m.failed {
+            log::line(&format!("back end failed while storing the message: {e}"));
+            return reply::BACKEND_FAILED;
+        }
+        match self.backend.data_end(&m.envelope, m.size) {
+            Ok(answer) => {
+                self.messages += 1;
+                log::line(&format!(
+                    "accepted: {} from <{}> to {} recipient(s), {} bytes",
+                    answer.text,
+                    log::escape(m.envelope.sender.as_bytes()),
+                    m.envelope.recipients.len(),
+                    m.size
+                ));
+                answer
+            }
+            Err(e) => {
+                log::line(&format!("back end failed to keep the message: {e}"));
+                self.backend.data_abort();
+                reply::BACKEND_FAILED
+            }
+        }
+    }
+
+    /// The client went away or timed out: nothing half-received is kept.
+    pub fn abort(&mut self) {
+        self.reset();
+    }
+}

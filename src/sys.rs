@@ -1,0 +1,154 @@
+//! The only module with `unsafe` code: thin wrappers over the system calls std does not
+//! offer (poll with a deadline, non-blocking descriptors, exec, the host name, memchr).
+//! Each wrapper turns the C convention (-1 and errno) into `io::Result`.
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::RawFd;
+use std::time::Instant;
+
+/// What a descriptor is waited for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    Read,
+    Write,
+}
+
+/// Waits until `fd` is ready or `deadline` passes. Returns `Ok(false)` on timeout.
+/// EINTR is retried with the time that is left, so a signal never shortens a timeout.
+pub fn wait_fd(fd: RawFd, what: Wait, deadline: Instant) -> io::Result<bool> {
+    let events = match what {
+        Wait::Read => libc::POLLIN,
+        Wait::Write => libc::POLLOUT,
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Round up so that a few microseconds left do not become a busy loop of 0 ms polls.
+        let ms = left.as_millis().min(i32::MAX as u128) as i32 + i32::from(left.as_nanos() > 0);
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: pfd is a valid pollfd for the duration of the call and nfds is 1.
+        let n = unsafe { libc::poll(&mut pfd, 1, if left.is_zero() { 0 } else { ms }) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n > 0 {
+            // POLLHUP / POLLERR also count as ready: the next read or write reports them.
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+    }
+}
+
+/// Reads what is available from `fd` into `buf`; EINTR is retried.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for writes of buf.len() bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Writes some of `buf` to `fd`; EINTR is retried.
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for reads of buf.len() bytes.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Sets or clears O_NONBLOCK on `fd` and returns the flags it had before.
+pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<libc::c_int> {
+    // SAFETY: F_GETFL takes no pointer argument.
+    let old = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if old < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let new = if on {
+        old | libc::O_NONBLOCK
+    } else {
+        old & !libc::O_NONBLOCK
+    };
+    // SAFETY: F_SETFL takes an int argument.
+    if new != old && unsafe { libc::fcntl(fd, libc::F_SETFL, new) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(old)
+}
+
+/// Restores flags saved by [`set_nonblocking`].
+pub fn restore_flags(fd: RawFd, flags: libc::c_int) {
+    // SAFETY: F_SETFL takes an int argument; failure leaves the descriptor as it was.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+}
+
+/// Position of the first `byte` in `hay`. glibc's memchr is vectorised, which matters on
+/// the DATA path where every line end is searched for.
+pub fn memchr(byte: u8, hay: &[u8]) -> Option<usize> {
+    if hay.is_empty() {
+        return None;
+    }
+    // SAFETY: hay is valid for hay.len() bytes; the result points into hay or is null.
+    let p = unsafe { libc::memchr(hay.as_ptr().cast(), i32::from(byte), hay.len()) };
+    if p.is_null() {
+        None
+    } else {
+        Some(p as usize - hay.as_ptr() as usize)
+    }
+}
+
+/// The system's host name (SPEC 2: the last fallback for LOCAL).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for buf.len() bytes; gethostname NUL-terminates when it fits.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "localhost".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Replaces this process with `argv[0]`, searched in PATH, keeping the environment and the
+/// descriptors. Returns only on failure.
+pub fn exec(argv: &[&OsStr]) -> io::Error {
+    if argv.is_empty() {
+        return io::Error::new(io::ErrorKind::InvalidInput, "empty command line");
+    }
+    let cargs: Result<Vec<CString>, _> = argv.iter().map(|a| CString::new(a.as_bytes())).collect();
+    let Ok(cargs) = cargs else {
+        return io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument");
+    };
+    let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // The next program gets the default SIGPIPE disposition, not the one Rust's runtime set.
+    // SAFETY: resetting a signal disposition to its default has no memory effects.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // SAFETY: ptrs is a NULL-terminated array of valid C strings that outlive the call.
+    unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
+    io::Error::last_os_error()
+}
