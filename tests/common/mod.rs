@@ -1,0 +1,151 @@
+//! Shared helpers of the integration tests: find the real tools (a missing tool fails the
+//! test under CI=true and skips it elsewhere, with a line saying so), run a front end through
+//! pipes, and start one under a real `tcpserver` on a free loopback port.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ECHO: &str = env!("CARGO_BIN_EXE_smtpfront-echo");
+pub const REJECT: &str = env!("CARGO_BIN_EXE_smtpfront-reject");
+
+/// The path of an external tool, or `None` (test skipped) when it is missing outside CI.
+/// Under `CI=true` a missing tool panics: CI must never pass by skipping.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let candidates = [
+        format!("/usr/bin/{name}"),
+        format!("/usr/sbin/{name}"),
+        format!("/bin/{name}"),
+        format!("/usr/local/bin/{name}"),
+    ];
+    if let Some(p) = candidates.iter().map(PathBuf::from).find(|p| p.exists()) {
+        return Some(p);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("required tool {name} is missing (CI=true: .ci/run must install it)");
+    }
+    eprintln!("SKIPPED: {name} is not installed");
+    None
+}
+
+/// Debian's python3 (with python3-aiosmtpd), not another interpreter that PATH may find.
+pub fn python() -> Option<PathBuf> {
+    tool("python3").map(|_| PathBuf::from("/usr/bin/python3"))
+}
+
+/// A command with an empty environment but PATH, plus `env`.
+pub fn command(program: impl AsRef<Path>, env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(program.as_ref());
+    c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Runs `program` with `input` on stdin (written all at once, then closed).
+pub fn run_with_input(program: &str, env: &[(&str, &str)], input: &[u8]) -> Output {
+    let mut child = command(program, env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Write from a thread: the program's replies must be read while we write.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().unwrap();
+    out
+}
+
+/// Runs the echo front end on an SMTP script; returns (stdout, stderr, exit code).
+pub fn echo(env: &[(&str, &str)], input: &str) -> (String, String, i32) {
+    let out = run_with_input(ECHO, env, input.as_bytes());
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// The reply lines of a transcript, without the greeting line.
+pub fn replies(stdout: &str) -> Vec<&str> {
+    stdout.lines().skip(1).collect()
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tcpserver running `argv` on 127.0.0.1:port; killed when dropped.
+pub struct Server {
+    pub port: u16,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `tcpserver -q -R -H -c max 127.0.0.1 PORT argv...` with `env`, its stderr (the
+    /// front ends' log) in a file, and waits until the port accepts connections.
+    pub fn start(argv: &[&str], env: &[(&str, &str)], max: u32) -> Option<Server> {
+        Server::start_with(argv, env, &["-c", &max.to_string()])
+    }
+
+    pub fn start_with(argv: &[&str], env: &[(&str, &str)], opts: &[&str]) -> Option<Server> {
+        let tcpserver = tool("tcpserver")?;
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("smtpfront-test-{}-{port}.log", std::process::id()));
+        let mut c = command(tcpserver, env);
+        c.args(["-q", "-R", "-H"]).args(opts).arg("127.0.0.1").arg(port.to_string());
+        c.args(argv);
+        c.stdin(Stdio::null()).stdout(Stdio::null());
+        c.stderr(std::fs::File::create(&log).unwrap());
+        let child = c.spawn().expect("spawn tcpserver");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tcpserver did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Server { port, child, log })
+    }
+
+    /// What the front ends logged so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A unique scratch directory under the system temp dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let d = std::env::temp_dir().join(format!("smtpfront-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
