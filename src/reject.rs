@@ -4,7 +4,7 @@
 //! and keeps all the limits and timeouts of a session. Without it, it `exec`s its
 //! arguments, leaving the environment and descriptors untouched (the program is invisible).
 
-use crate::backend::{Approval, Backend};
+use crate::backend::{Approval, Backend, Queued};
 use crate::config::Settings;
 use crate::envelope::Envelope;
 use crate::frontend;
@@ -56,7 +56,7 @@ impl Backend for Refuse {
         Err(io::Error::other("refusing all mail"))
     }
 
-    fn data_end(&mut self, _envelope: &Envelope, _size: u64) -> io::Result<Reply> {
+    fn data_end(&mut self, _envelope: &Envelope, _size: u64) -> io::Result<Queued> {
         Err(io::Error::other("refusing all mail"))
     }
 }

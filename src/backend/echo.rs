@@ -2,8 +2,9 @@
 //! the sender and its parameters, each recipient as it would be delivered, and the size of
 //! the message. It is also the oracle of the protocol tests.
 
-use super::{queue_id, Approval, Backend};
+use super::{queue_id, Approval, Backend, Queued};
 use crate::envelope::Envelope;
+use crate::log;
 use crate::reply::Reply;
 use std::io;
 
@@ -28,7 +29,13 @@ impl Backend for Echo {
         ))
     }
 
-    fn data_start(&mut self, _envelope: &Envelope, _trace: &[u8]) -> io::Result<()> {
+    /// The headers the front end adds go to the log, one line each, so that they can be
+    /// seen (as mailfront's echo back end shows them).
+    fn data_start(&mut self, _envelope: &Envelope, trace: &[u8]) -> io::Result<()> {
+        for line in trace.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            log::line(&format!("header: {}", log::escape(line)));
+        }
         Ok(())
     }
 
@@ -36,15 +43,15 @@ impl Backend for Echo {
         Ok(())
     }
 
-    fn data_end(&mut self, envelope: &Envelope, size: u64) -> io::Result<Reply> {
-        Ok(Reply::new(
-            250,
-            "2.0.0",
-            format!(
-                "Received {size} bytes for {} recipient(s), queue id {}",
-                envelope.recipients.len(),
-                queue_id()
-            ),
-        ))
+    fn data_end(&mut self, envelope: &Envelope, size: u64) -> io::Result<Queued> {
+        let id = queue_id();
+        let text = format!(
+            "Received {size} bytes for {} recipient(s), queue id {id}",
+            envelope.recipients.len()
+        );
+        Ok(Queued {
+            id,
+            reply: Reply::new(250, "2.0.0", text),
+        })
     }
 }

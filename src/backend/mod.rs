@@ -36,12 +36,20 @@ pub trait Backend {
     /// The next bytes of the message (CRLF line ends, un-stuffed).
     fn data(&mut self, bytes: &[u8]) -> io::Result<()>;
 
-    /// The final dot, with no verdict against the message: make it durable and return the
-    /// `250` (with the queue id). `size` counts the message bytes without the trace headers.
-    fn data_end(&mut self, envelope: &Envelope, size: u64) -> io::Result<Reply>;
+    /// The final dot, with no verdict against the message: make it durable and return its
+    /// queue id and `250`. `size` counts the message bytes without the trace headers.
+    fn data_end(&mut self, envelope: &Envelope, size: u64) -> io::Result<Queued>;
 
     /// The message will not be accepted (too big, looping, client gone): drop what was kept.
     fn data_abort(&mut self) {}
+}
+
+/// A message the back end has kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: String,
+    /// The `250 2.0.0` reply, which names the id.
+    pub reply: Reply,
 }
 
 /// A queue id that is unique on this host and sorts by arrival time:

@@ -299,16 +299,16 @@ impl<B: Backend> Session<B> {
             return reply::BACKEND_FAILED;
         }
         match self.backend.data_end(&m.envelope, m.size) {
-            Ok(answer) => {
+            Ok(queued) => {
                 self.messages += 1;
                 log::line(&format!(
-                    "accepted: {} from <{}> to {} recipient(s), {} bytes",
-                    answer.text,
+                    "accepted: queue id {} from <{}> to {} recipient(s), {} bytes",
+                    queued.id,
                     log::escape(m.envelope.sender.as_bytes()),
                     m.envelope.recipients.len(),
                     m.size
                 ));
-                answer
+                queued.reply
             }
             Err(e) => {
                 log::line(&format!("back end failed to keep the message: {e}"));

@@ -1,0 +1,594 @@
+//! Transcript tests: the real `smtpfront-echo` binary through pipes, one SMTP script per
+//! case, every reply of SPEC 3 and every variable of SPEC 2 (set, unset, empty, bad).
+
+mod common;
+use common::{echo, replies};
+
+/// Runs `input` (lines joined with CRLF) and checks each reply line starts with the
+/// expected text, in order, and that nothing else was answered.
+fn check(env: &[(&str, &str)], input: &[&str], expected: &[&str]) -> (String, String) {
+    let mut script = input.join("\r\n");
+    script.push_str("\r\n");
+    let (out, err, code) = echo(env, &script);
+    let got = replies(&out);
+    assert_eq!(code, 0, "exit status; stderr:\n{err}");
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "reply count for {input:?}:\n{out}\nstderr:\n{err}"
+    );
+    for (g, e) in got.iter().zip(expected) {
+        assert!(g.starts_with(e), "expected {e:?}, got {g:?}\nfull:\n{out}");
+    }
+    (out, err)
+}
+
+#[test]
+fn greeting_names_local_host_then_ip_then_hostname() {
+    let (out, _, _) = echo(&[("PROTO", "TCP"), ("TCPLOCALHOST", "mx.test")], "QUIT\r\n");
+    assert!(out.starts_with("220 mx.test smtpfront ESMTP\r\n"), "{out}");
+    let (out, _, _) = echo(&[("PROTO", "TCP"), ("TCPLOCALIP", "192.0.2.1")], "QUIT\r\n");
+    assert!(
+        out.starts_with("220 192.0.2.1 smtpfront ESMTP\r\n"),
+        "{out}"
+    );
+    let (out, _, _) = echo(&[("SMTPGREETING", "mx.example.org hi")], "QUIT\r\n");
+    assert!(out.starts_with("220 mx.example.org hi ESMTP\r\n"), "{out}");
+    let (out, _, _) = echo(
+        &[("PROTO", "TCP6"), ("TCP6LOCALHOST", "six.test")],
+        "QUIT\r\n",
+    );
+    assert!(out.starts_with("220 six.test smtpfront ESMTP\r\n"), "{out}");
+}
+
+#[test]
+fn ehlo_lists_extensions() {
+    let env = [
+        ("PROTO", "TCP"),
+        ("TCPLOCALHOST", "mx.test"),
+        ("DATABYTES", "1000"),
+    ];
+    let (out, _) = check(
+        &env,
+        &["EHLO client", "QUIT"],
+        &[
+            "250-mx.test",
+            "250-SIZE 1000",
+            "250-8BITMIME",
+            "250-ENHANCEDSTATUSCODES",
+            "250 PIPELINING",
+            "221 2.0.0",
+        ],
+    );
+    assert!(!out.contains("AUTH"));
+    check(
+        &[("CHECKPASSWORD", "/bin/false")],
+        &["EHLO client"],
+        &[
+            "250-",
+            "250-SIZE 0",
+            "250-8BITMIME",
+            "250-ENHANCEDSTATUSCODES",
+            "250-PIPELINING",
+            "250 AUTH PLAIN LOGIN",
+        ],
+    );
+    check(
+        &[("TCPLOCALHOST", "mx.test"), ("PROTO", "TCP")],
+        &["HELO client"],
+        &["250 mx.test"],
+    );
+}
+
+#[test]
+fn helo_and_ehlo_need_a_domain() {
+    check(
+        &[],
+        &["HELO", "EHLO", "EHLO  "],
+        &["501 5.5.4", "501 5.5.4", "501 5.5.4"],
+    );
+}
+
+#[test]
+fn helo_is_not_required_before_mail() {
+    check(
+        &[],
+        &[
+            "MAIL FROM:<a@example.net>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            "x",
+            ".",
+        ],
+        &["250 2.1.0", "250 2.1.5", "354", "250 2.0.0"],
+    );
+}
+
+#[test]
+fn mail_paths_and_parameters() {
+    check(
+        &[],
+        &[
+            "MAIL FROM: <a@example.net> SIZE=100 BODY=8BITMIME X-UNKNOWN=1",
+            "RSET",
+            "MAIL FROM:<\"a b\"@example.net>",
+            "RSET",
+            "mail from:<@hop1,@hop2.example:u@example.com>",
+            "RSET",
+            "MAIL FROM:<>",
+        ],
+        &[
+            "250 2.1.0 Sender <a@example.net> accepted, parameters: SIZE=100 BODY=8BITMIME X-UNKNOWN=1",
+            "250 2.0.0",
+            "250 2.1.0 Sender <\"a b\"@example.net> accepted",
+            "250 2.0.0",
+            "250 2.1.0 Sender <u@example.com> accepted",
+            "250 2.0.0",
+            "250 2.1.0 Sender <> accepted",
+        ],
+    );
+}
+
+#[test]
+fn malformed_mail_is_refused() {
+    check(
+        &[],
+        &[
+            "MAIL FROM:a@example.net",
+            "MAIL FROM:<a@example.net",
+            "MAIL FROM:<a b@example.net>",
+            "MAIL <a@example.net>",
+            "MAIL FROM:<a@example.net> SIZE=big",
+            "MAIL FROM:<a@example.net> BODY=BINARYMIME",
+            "MAIL FROM:<postmaster>",
+        ],
+        &[
+            "501 5.5.2",
+            "501 5.5.2",
+            "501 5.5.2",
+            "501 5.5.2",
+            "501 5.5.4",
+            "501 5.5.4",
+            "501 5.5.2",
+        ],
+    );
+}
+
+#[test]
+fn second_mail_in_a_transaction_is_refused() {
+    check(
+        &[],
+        &["MAIL FROM:<a@x.y>", "MAIL FROM:<b@x.y>", "RCPT TO:<c@x.y>"],
+        &["250 2.1.0", "503 5.5.1", "250 2.1.5 Recipient <c@x.y>"],
+    );
+}
+
+#[test]
+fn size_parameter_over_databytes() {
+    check(
+        &[("DATABYTES", "100")],
+        &["MAIL FROM:<a@x.y> SIZE=101", "MAIL FROM:<a@x.y> SIZE=100"],
+        &["552 5.3.4", "250 2.1.0"],
+    );
+}
+
+#[test]
+fn rcpt_rules() {
+    check(
+        &[],
+        &[
+            "RCPT TO:<b@x.y>",
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<PostMaster>",
+            "RCPT TO:<b@x.y> NOTIFY=NEVER",
+            "RCPT TO:<>",
+            "RCPT TO:b@x.y",
+            "RCPT <b@x.y>",
+        ],
+        &[
+            "503 5.5.1",
+            "250 2.1.0",
+            "250 2.1.5 Recipient <PostMaster>",
+            "250 2.1.5 Recipient <b@x.y>",
+            "501 5.5.2",
+            "501 5.5.2",
+            "501 5.5.2",
+        ],
+    );
+}
+
+#[test]
+fn null_sender_gets_one_recipient() {
+    check(
+        &[],
+        &[
+            "MAIL FROM:<>",
+            "RCPT TO:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "RCPT TO:<c@x.y>",
+            "DATA",
+            "x",
+            ".",
+        ],
+        &[
+            "250 2.1.0",
+            "250 2.1.5",
+            "550 5.5.3",
+            "550 5.5.3",
+            "354",
+            "250 2.0.0 Received 3 bytes for 1 recipient(s)",
+        ],
+    );
+}
+
+#[test]
+fn data_needs_mail_and_a_recipient() {
+    check(
+        &[],
+        &["DATA", "MAIL FROM:<a@x.y>", "DATA", "RCPT TO:<>", "DATA"],
+        &["503 5.5.1", "250", "554 5.5.1", "501", "554 5.5.1"],
+    );
+}
+
+#[test]
+fn dot_stuffing_and_size() {
+    // "..a" is ".a" (3 bytes with CRLF... 4), "b" 3, "." ends: 2 lines, 7 bytes.
+    check(
+        &[],
+        &[
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "DATA",
+            "..a",
+            "b",
+            ".",
+            "NOOP",
+        ],
+        &[
+            "250",
+            "250",
+            "354",
+            "250 2.0.0 Received 7 bytes",
+            "250 2.0.0",
+        ],
+    );
+}
+
+#[test]
+fn bare_lf_is_accepted_and_counted_as_crlf() {
+    let (out, _, _) = echo(
+        &[],
+        "MAIL FROM:<a@x.y>\nRCPT TO:<b@x.y>\nDATA\nab\n..\n.\nQUIT\n",
+    );
+    let r = replies(&out);
+    assert!(r[3].starts_with("250 2.0.0 Received 7 bytes"), "{out}");
+    assert!(r[4].starts_with("221"), "{out}");
+}
+
+#[test]
+fn databytes_exceeded_is_552_after_the_dot_and_the_session_goes_on() {
+    let big = "x".repeat(98);
+    check(
+        &[("DATABYTES", "200")],
+        &[
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "DATA",
+            &big,
+            &big,
+            ".",
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "DATA",
+            &big,
+            &big,
+            &big,
+            ".",
+            "NOOP",
+        ],
+        &[
+            "250",
+            "250",
+            "354",
+            "250 2.0.0 Received 200 bytes",
+            "250",
+            "250",
+            "354",
+            "552 5.3.4",
+            "250 2.0.0",
+        ],
+    );
+}
+
+#[test]
+fn hop_limit() {
+    let msg = |n: usize| {
+        let mut v = vec!["MAIL FROM:<a@x.y>", "RCPT TO:<b@x.y>", "DATA"];
+        v.extend(std::iter::repeat_n("Received: from somewhere", n));
+        v.extend([
+            "Subject: loop",
+            "",
+            "Received: in the body does not count",
+            ".",
+        ]);
+        v
+    };
+    check(
+        &[("MAXHOPS", "2")],
+        &msg(2),
+        &["250", "250", "354", "250 2.0.0"],
+    );
+    check(
+        &[("MAXHOPS", "2")],
+        &msg(3),
+        &["250", "250", "354", "554 5.4.6"],
+    );
+    check(&[], &msg(100), &["250", "250", "354", "250 2.0.0"]);
+    check(&[], &msg(101), &["250", "250", "354", "554 5.4.6"]);
+    check(
+        &[("MAXHOPS", "1")],
+        &[
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "DATA",
+            "Delivered-To: a",
+            "delivered-to: b",
+            "",
+            "x",
+            ".",
+        ],
+        &["250", "250", "354", "554 5.4.6"],
+    );
+}
+
+#[test]
+fn maxrcpts() {
+    check(
+        &[("MAXRCPTS", "2")],
+        &[
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "RCPT TO:<c@x.y>",
+            "RCPT TO:<d@x.y>",
+            "RSET",
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<e@x.y>",
+        ],
+        &["250", "250", "250", "452 4.5.3", "250", "250", "250"],
+    );
+}
+
+#[test]
+fn maxnotimpl_closes_after_the_limit() {
+    let (out, _) = check(
+        &[("MAXNOTIMPL", "2")],
+        &["FOO", "BAR", "NOOP", "BAZ", "NOOP"],
+        &["500 5.5.1", "500 5.5.1", "250", "503 5.5.0"],
+    );
+    assert!(!out.contains("221"));
+    check(
+        &[],
+        &["FOO", "BAR", "BAZ", "NOOP"],
+        &["500", "500", "500", "250"],
+    );
+}
+
+#[test]
+fn simple_commands() {
+    check(
+        &[],
+        &[
+            "NOOP",
+            "RSET",
+            "VRFY postmaster",
+            "HELP",
+            "EXPN list",
+            "TURN",
+            "QUIT",
+            "NOOP",
+        ],
+        &[
+            "250 2.0.0",
+            "250 2.0.0",
+            "252 2.5.2",
+            "214 2.0.0",
+            "500 5.5.1",
+            "500 5.5.1",
+            "221 2.0.0",
+        ],
+    );
+}
+
+#[test]
+fn long_command_line_and_nul() {
+    let long = format!("MAIL FROM:<{}@x.y>", "a".repeat(5000));
+    check(&[], &[&long, "NOOP"], &["500 5.5.2", "250"]);
+    check(
+        &[],
+        &["NO\0OP", "MAIL FROM:<a\0@x.y>", "NOOP"],
+        &["501 5.5.2", "501 5.5.2", "250"],
+    );
+}
+
+#[test]
+fn relayclient_suffix_is_appended() {
+    check(
+        &[("RELAYCLIENT", "@relay.example")],
+        &["MAIL FROM:<a@x.y>", "RCPT TO:<b@x.y>"],
+        &["250", "250 2.1.5 Recipient <b@x.y@relay.example>"],
+    );
+    check(
+        &[("RELAYCLIENT", "")],
+        &["MAIL FROM:<a@x.y>", "RCPT TO:<b@x.y>"],
+        &["250", "250 2.1.5 Recipient <b@x.y>"],
+    );
+}
+
+#[test]
+fn helo_resets_the_transaction() {
+    check(
+        &[],
+        &[
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "EHLO again",
+            "DATA",
+            "MAIL FROM:<a@x.y>",
+            "HELO again",
+            "RCPT TO:<b@x.y>",
+        ],
+        &[
+            "250",
+            "250",
+            "250-",
+            "250-",
+            "250-",
+            "250-",
+            "250 ",
+            "503 5.5.1",
+            "250",
+            "250",
+            "503 5.5.1",
+        ],
+    );
+}
+
+#[test]
+fn bad_settings_refuse_the_session() {
+    for (name, value) in [
+        ("TIMEOUT", "abc"),
+        ("SESSION_TIMEOUT", "-1"),
+        ("DATABYTES", "10k"),
+        ("DATABYTES", ""),
+        ("MAXHOPS", "1e3"),
+        ("MAXRCPTS", " 5"),
+        ("MAXNOTIMPL", "many"),
+        ("SYSLOG", "nosuchfacility"),
+    ] {
+        let (out, err, code) = echo(&[(name, value)], "HELO x\r\nQUIT\r\n");
+        assert_eq!(
+            out, "421 4.3.0 Configuration error, try again later\r\n",
+            "{name}={value:?}"
+        );
+        assert_eq!(code, 111, "{name}={value:?}");
+        assert!(
+            err.contains(name),
+            "{name}={value:?}: log must name the variable: {err}"
+        );
+        if !value.trim().is_empty() {
+            assert!(
+                err.contains(value.trim()),
+                "{name}={value:?}: log must show the value: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn received_header_and_header_add() {
+    let env = [
+        ("PROTO", "TCP"),
+        ("TCPREMOTEIP", "192.0.2.7"),
+        ("TCPREMOTEHOST", "client.example"),
+        ("TCPLOCALIP", "198.51.100.1"),
+        ("TCPLOCALHOST", "mx.example"),
+        ("HEADER_ADD", "X-Trap: yes\\nX-Second: 2"),
+        ("FIXUP_RECEIVED_HOST", "public.example"),
+        ("FIXUP_RECEIVED_IP", "203.0.113.9"),
+    ];
+    let (_, err) = check(
+        &env,
+        &[
+            "EHLO helo.example",
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "DATA",
+            "x",
+            ".",
+        ],
+        &[
+            "250-",
+            "250-",
+            "250-",
+            "250-",
+            "250 ",
+            "250",
+            "250",
+            "354",
+            "250 2.0.0",
+        ],
+    );
+    let headers: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_once("header: ").map(|(_, h)| h))
+        .collect();
+    assert_eq!(headers.len(), 7, "{err}");
+    assert_eq!(headers[0], "Received: from public.example ([203.0.113.9])");
+    assert!(headers[1].starts_with("\\x09by mx.example ([198.51.100.1]); "));
+    assert_eq!(
+        headers[2],
+        "Received: from helo.example (client.example [192.0.2.7])"
+    );
+    assert_eq!(headers[3], "\\x09by mx.example ([198.51.100.1])");
+    assert!(
+        headers[4].starts_with("\\x09with ESMTP via TCP; "),
+        "{}",
+        headers[4]
+    );
+    assert_eq!(&headers[5..], ["X-Trap: yes", "X-Second: 2"]);
+}
+
+#[test]
+fn helo_with_control_bytes_cannot_break_the_header() {
+    let (_, err, _) = echo(
+        &[],
+        "HELO a\rb\r\nMAIL FROM:<a@x.y>\r\nRCPT TO:<b@x.y>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    assert!(err.contains("header: Received: from a?b\n"), "{err}");
+    assert!(err.contains("with SMTP;"), "{err}");
+}
+
+#[test]
+fn log_lines_for_errors_and_session_end() {
+    let env = [("PROTO", "TCP"), ("TCPREMOTEIP", "192.0.2.7")];
+    let (_, err) = check(
+        &env,
+        &[
+            "HELO c.example",
+            "FOO bar",
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "DATA",
+            "x",
+            ".",
+            "QUIT",
+        ],
+        &["250", "500", "250", "250", "354", "250", "221"],
+    );
+    assert!(err.contains("smtpfront-echo["), "{err}");
+    assert!(err.contains("]: FOO bar -> 500 5.5.1"), "{err}");
+    assert!(err.contains("accepted: queue id "), "{err}");
+    assert!(
+        err.contains("from <a@x.y> to 1 recipient(s), 3 bytes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("end: remote 192.0.2.7 helo c.example messages 1 bytes in"),
+        "{err}"
+    );
+    assert!(err.contains(": QUIT"), "{err}");
+}
+
+#[test]
+fn client_gone_in_data_stores_nothing_and_exits_0() {
+    let (out, err, code) = echo(
+        &[],
+        "MAIL FROM:<a@x.y>\r\nRCPT TO:<b@x.y>\r\nDATA\r\npartial\r\n",
+    );
+    assert_eq!(code, 0);
+    assert!(!out.contains("250 2.0.0"), "{out}");
+    assert!(
+        err.contains("client went away during DATA, nothing stored"),
+        "{err}"
+    );
+}
