@@ -164,9 +164,11 @@ pub fn serve<B: Backend>(mut session: Session<B>) -> i32 {
         bytes_in: 0,
         bytes_out: 0,
     };
-    // Writes must never block past the timeout (a client that never reads): fd 1 becomes
-    // non-blocking and every wait goes through poll with a deadline.
-    let saved = sys::set_nonblocking(OUT, true).ok();
+    // Nothing may block past a timeout (a silent client, a client that never reads): both
+    // descriptors become non-blocking and every wait goes through poll with a deadline.
+    // They are often one socket; restoring in reverse order leaves the original flags.
+    let saved_in = sys::set_nonblocking(IN, true).ok();
+    let saved_out = sys::set_nonblocking(OUT, true).ok();
     let greeting = session.greeting();
     let end = match conn.send(&greeting) {
         Ok(()) => run(&mut session, &mut conn),
@@ -182,8 +184,11 @@ pub fn serve<B: Backend>(mut session: Session<B>) -> i32 {
             let _ = conn.flush();
         }
     }
-    if let Some(flags) = saved {
+    if let Some(flags) = saved_out {
         sys::restore_flags(OUT, flags);
+    }
+    if let Some(flags) = saved_in {
+        sys::restore_flags(IN, flags);
     }
     log::line(&format!(
         "end: remote {} helo {} messages {} bytes in {} out {}: {}",
