@@ -106,9 +106,13 @@ impl Server {
     pub fn start_with(argv: &[&str], env: &[(&str, &str)], opts: &[&str]) -> Option<Server> {
         let tcpserver = tool("tcpserver")?;
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("smtpfront-test-{}-{port}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("smtpfront-test-{}-{port}.log", std::process::id()));
         let mut c = command(tcpserver, env);
-        c.args(["-q", "-R", "-H"]).args(opts).arg("127.0.0.1").arg(port.to_string());
+        c.args(["-q", "-R", "-H"])
+            .args(opts)
+            .arg("127.0.0.1")
+            .arg(port.to_string());
         c.args(argv);
         c.stdin(Stdio::null()).stdout(Stdio::null());
         c.stderr(std::fs::File::create(&log).unwrap());
