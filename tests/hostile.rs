@@ -5,6 +5,7 @@
 mod common;
 use common::{command, ECHO};
 use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,6 @@ fn run(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id() as libc::pid_t;
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -66,19 +66,15 @@ fn run(
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: status and usage are valid for writes; pid is our child.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if r == pid {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if started.elapsed() > limit {
             let _ = child.kill();
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
+    };
     let elapsed = started.elapsed();
     let report = std::fs::read_to_string(&report).unwrap_or_default();
     let max_rss_kib = report
@@ -95,8 +91,8 @@ fn run(
     Finished {
         stdout,
         stderr: err_reader.join().unwrap(),
-        status: libc::WEXITSTATUS(status),
-        signalled: libc::WIFSIGNALED(status) || report.contains("signal"),
+        status: status.code().unwrap_or(-1),
+        signalled: status.signal().is_some() || report.contains("signal"),
         max_rss_kib,
         elapsed,
     }
