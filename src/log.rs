@@ -9,9 +9,16 @@ use std::sync::{Mutex, OnceLock};
 type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
 enum Sink {
-    Stderr,
+    /// Lines wait in `pending` while a session batches its output (see [`hold`]).
+    Stderr {
+        pending: Vec<u8>,
+        holding: bool,
+    },
     Syslog(Box<SyslogLogger>),
 }
+
+/// Held stderr lines are written once this many bytes wait, whatever the batch.
+const MAX_PENDING: usize = 8 * 1024;
 
 struct Logger {
     program: String,
@@ -27,8 +34,12 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 pub fn init(program: &str, facility: Option<&str>, socket: Option<&Path>) {
     let pid = std::process::id();
     let mut note = None;
+    let stderr = Sink::Stderr {
+        pending: Vec::new(),
+        holding: false,
+    };
     let sink = match facility {
-        None => Sink::Stderr,
+        None => stderr,
         Some(name) => {
             let formatter = syslog::Formatter3164 {
                 facility: facility_of(name),
@@ -44,7 +55,7 @@ pub fn init(program: &str, facility: Option<&str>, socket: Option<&Path>) {
                 Ok(l) => Sink::Syslog(Box::new(l)),
                 Err(e) => {
                     note = Some(format!("syslog unreachable ({e}), logging to stderr"));
-                    Sink::Stderr
+                    stderr
                 }
             }
         }
@@ -88,13 +99,46 @@ pub fn line(msg: &str) {
     };
     let mut sink = logger.sink.lock().unwrap_or_else(|e| e.into_inner());
     match &mut *sink {
-        Sink::Stderr => {
-            // One write per line so that lines of concurrent processes do not interleave.
-            let text = format!("{}[{}]: {msg}\n", logger.program, logger.pid);
-            let _ = std::io::stderr().write_all(text.as_bytes());
+        Sink::Stderr { pending, holding } => {
+            // Whole lines per write, so that lines of concurrent processes do not interleave.
+            let _ = writeln!(pending, "{}[{}]: {msg}", logger.program, logger.pid);
+            if !*holding || pending.len() >= MAX_PENDING {
+                write_out(pending);
+            }
         }
         Sink::Syslog(l) => {
             let _ = l.info(msg);
+        }
+    }
+}
+
+fn write_out(pending: &mut Vec<u8>) {
+    let _ = std::io::stderr().write_all(pending);
+    pending.clear();
+}
+
+/// While `on`, stderr lines are held and written by [`flush`]: the session driver flushes
+/// them with its replies, so a pipelined batch costs one log write, not one per line.
+pub fn hold(on: bool) {
+    if let Some(logger) = LOGGER.get() {
+        let mut sink = logger.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if let Sink::Stderr { pending, holding } = &mut *sink {
+            *holding = on;
+            if !on {
+                write_out(pending);
+            }
+        }
+    }
+}
+
+/// Writes the held lines.
+pub fn flush() {
+    if let Some(logger) = LOGGER.get() {
+        let mut sink = logger.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if let Sink::Stderr { pending, .. } = &mut *sink {
+            if !pending.is_empty() {
+                write_out(pending);
+            }
         }
     }
 }

@@ -59,11 +59,12 @@ pub fn queue_id() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     format!(
         "{}.{:06}.{}.{}",
         now.as_secs(),
         now.subsec_micros(),
-        std::process::id(),
+        PID.get_or_init(std::process::id),
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
 }

@@ -108,6 +108,7 @@ impl Conn {
     }
 
     fn flush(&mut self) -> Result<(), End> {
+        log::flush();
         let mut done = 0;
         while done < self.out.len() {
             match sys::write(OUT, &self.out[done..]) {
@@ -167,6 +168,7 @@ pub fn serve<B: Backend>(mut session: Session<B>) -> i32 {
     // Nothing may block past a timeout (a silent client, a client that never reads): both
     // descriptors become non-blocking and every wait goes through poll with a deadline.
     // They are often one socket; restoring in reverse order leaves the original flags.
+    log::hold(true);
     let saved_in = sys::set_nonblocking(IN, true).ok();
     let saved_out = sys::set_nonblocking(OUT, true).ok();
     let greeting = session.greeting();
@@ -202,6 +204,7 @@ pub fn serve<B: Backend>(mut session: Session<B>) -> i32 {
         conn.bytes_out,
         end.describe()
     ));
+    log::hold(false);
     0
 }
 
