@@ -1,0 +1,474 @@
+//! Mail rules (SPEC 5): the `$MAILRULES` file, in the format of mailfront's mail rules.
+//!
+//! This module owns loading a rules file with the list files it names, and answering, for a
+//! sender or a recipient, which rule decides and with what. It knows nothing of SMTP: the
+//! session turns an [`Outcome`] into a reply and into settings.
+//!
+//! * `parse.rs` — one line to a selector or a rule (prefix, fields, escapes, environment).
+//! * `pattern.rs` — the case-insensitive globs, and the address prepared for matching.
+//! * `list.rs` — the list files of `[[file]]` and `[[@file]]`, text or cdb.
+//! * `table.rs` — one list of rules, its evaluation, and the index that keeps a 10,000-rule
+//!   file fast.
+//! * here — the interface, and loading: lines to the two rule lists.
+//!
+//! Loading (once per session, SPEC 5): every text list file is read at load, and a missing or
+//! unreadable one is an error; a cdb list is opened at load, and a missing one matches nothing
+//! (a present but corrupt one is an error). List file names are used as written, so relative
+//! names are relative to the working directory of the front end, as in mailfront.
+//!
+//! Evaluation follows mailfront's `plugin-mailrules.c`:
+//! * rules are kept in two lists. After `:sender` rules go to the sender list, after
+//!   `:recipient` to the recipient list; before any selector a rule whose recipient pattern is
+//!   `*` is a sender rule, others recipient rules (SPEC 5). Sender rules test the sender
+//!   pattern only; recipient rules test the sender pattern, then the recipient pattern;
+//! * rules are tried in order; `n` applies its fields (not its RESPONSE) and goes on; the
+//!   first other matching rule decides. `k` and `K` both accept (SPEC 5; in mailfront `K`
+//!   also kept later plugins from running, which has no counterpart here). Fields of every applied rule accumulate: DATABYTES keeps the smallest
+//!   (each one *lowers* the limit, SPEC 5; mailfront did the same), RELAYCLIENT fields are
+//!   concatenated (mailfront appended each to the address), ENVIRONMENT pairs are listed in
+//!   order (apply them in order: a later value wins). A sender rule's RELAYCLIENT is ignored,
+//!   as in mailfront;
+//! * `&` (SPEC 5): the next rule is tried only if this one matches; `&` rules chain, and a
+//!   failed link skips the rest of the chain including the rule it guards. The fields of an
+//!   `&` rule are parsed and ignored, as in mailfront. Differences from mailfront: a chain is
+//!   classified as a whole (a sender rule only if all its rules have recipient pattern `*`),
+//!   where mailfront could split one across the two lists; and an `&` rule followed by no rule
+//!   (end of file, or a selector line) is an error;
+//! * lists: `[[file]]` matches when the address, or `@` and its domain, is in the list;
+//!   `[[@file]]` when its domain is (details in `list.rs`);
+//! * addresses are compared lower-cased (ASCII); text list entries are lower-cased at load,
+//!   cdb keys must be lower-case (as `cdbmake` input for mailfront had to be).
+//!
+//! Default reply texts are applied by the caller: [`Outcome::text`] is only what the rule
+//! said. [`Outcome::text_or_default`] gives the SPEC 5 defaults ([`REJECT_TEXT`],
+//! [`DEFER_TEXT`]) for the session to use.
+
+mod list;
+mod parse;
+mod pattern;
+mod table;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use list::List;
+use parse::{Action, Body, Line, PatternSpec, RawRule, Selector};
+use pattern::Address;
+use table::{Fields, Pattern, Rule, Table, Test};
+
+/// SPEC 5: the text of a `d` rule without a RESPONSE.
+pub const REJECT_TEXT: &str = "Rejected";
+/// SPEC 5: the text of a `z` rule without a RESPONSE.
+pub const DEFER_TEXT: &str = "Deferred";
+
+/// A parsed rules file with its list files, loaded once per session.
+#[derive(Default)]
+pub struct Rules {
+    sender_rules: Table,
+    recipient_rules: Table,
+    lists: Vec<List>,
+    origin: PathBuf,
+}
+
+/// A rules file that cannot be used: the session answers with a temporary failure.
+#[derive(Debug)]
+pub struct RulesError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the error is not about one line.
+    pub line: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for RulesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file.display(), self.reason),
+            line => write!(f, "{}:{}: {}", self.file.display(), line, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for RulesError {}
+
+fn error_at(file: &Path, line: usize, reason: String) -> RulesError {
+    RulesError {
+        file: file.to_path_buf(),
+        line,
+        reason,
+    }
+}
+
+/// What the rules say about one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `k` or `K`: accepted without back-end validation.
+    Accept,
+    /// `d`: refused permanently (553).
+    Reject,
+    /// `z`: refused temporarily (451).
+    Defer,
+    /// `p`: go on with the normal checks.
+    Pass,
+    /// No rule decided.
+    NoMatch,
+}
+
+/// The deciding rule's verdict and text, with the fields of every rule applied on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    /// The deciding rule's RESPONSE, escapes resolved (`'\n'` separates reply lines); `None`
+    /// when it gave none. See [`Outcome::text_or_default`].
+    pub text: Option<String>,
+    /// The smallest DATABYTES of the rules applied, if any: lowers the limit for this message.
+    pub databytes: Option<u64>,
+    /// RELAYCLIENT fields of the applied recipient rules, to append to the recipient.
+    pub relayclient: Option<String>,
+    /// ENVIRONMENT pairs of the applied rules, in order: apply them in order.
+    pub environment: Vec<(String, String)>,
+}
+
+impl Outcome {
+    /// The text for the reply: the rule's, else SPEC 5's default for `d` and `z`; `None` for
+    /// the other verdicts when the rule gave none (the session uses its usual text).
+    pub fn text_or_default(&self) -> Option<&str> {
+        match (&self.text, &self.verdict) {
+            (Some(text), _) => Some(text),
+            (None, Verdict::Reject) => Some(REJECT_TEXT),
+            (None, Verdict::Defer) => Some(DEFER_TEXT),
+            (None, _) => None,
+        }
+    }
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rules")
+            .field("origin", &self.origin)
+            .field("sender_rules", &self.sender_rules.len())
+            .field("recipient_rules", &self.recipient_rules.len())
+            .field("lists", &self.lists.len())
+            .finish()
+    }
+}
+
+impl Rules {
+    /// Reads and parses the rules file at `path` and the list files it names.
+    pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        let bytes =
+            std::fs::read(path).map_err(|e| error_at(path, 0, format!("cannot read: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            error_at(path, line, "not valid UTF-8".to_string())
+        })?;
+        Rules::parse(&text, path)
+    }
+
+    /// Parses rules text; list files are read relative to the current directory. `origin`
+    /// names the text in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Rules, RulesError> {
+        Rules::build(text, origin, Table::default)
+    }
+
+    /// [`Rules::parse`] with the tables made by `new_table` (tests compare indexed and not).
+    fn build(text: &str, origin: &Path, new_table: fn() -> Table) -> Result<Rules, RulesError> {
+        let mut rules = Rules {
+            sender_rules: new_table(),
+            recipient_rules: new_table(),
+            lists: Vec::new(),
+            origin: origin.to_path_buf(),
+        };
+        let mut list_index: HashMap<String, usize> = HashMap::new();
+        let mut selector: Option<Selector> = None;
+        // An open `&` chain: its rules, and whether all have recipient pattern `*`.
+        let mut chain: Vec<Rule> = Vec::new();
+        let mut chain_star = true;
+        for (index, line) in text.lines().enumerate() {
+            let number = index + 1;
+            let parsed = parse::parse_line(line).map_err(|e| error_at(origin, number, e))?;
+            let raw = match parsed {
+                None => continue,
+                Some(Line::Selector(s)) => {
+                    if !chain.is_empty() {
+                        let reason = "selector line inside an & chain".to_string();
+                        return Err(error_at(origin, number, reason));
+                    }
+                    selector = Some(s);
+                    continue;
+                }
+                Some(Line::Rule(raw)) => raw,
+            };
+            chain_star &= raw.recipient_is_star;
+            let rule = rules.resolve(raw, number, &mut list_index)?;
+            let ends_chain = rule.action != Action::And;
+            chain.push(rule);
+            if ends_chain {
+                // SPEC 5: before any selector, a rule whose recipient pattern is `*` is a
+                // sender rule; a chain is one only if all its rules are.
+                let to_sender = match selector {
+                    Some(Selector::Sender) => true,
+                    Some(Selector::Recipient) => false,
+                    None => chain_star,
+                };
+                let chain = std::mem::take(&mut chain);
+                match to_sender {
+                    true => rules.sender_rules.push_chain(chain, false),
+                    false => rules.recipient_rules.push_chain(chain, true),
+                }
+                chain_star = true;
+            }
+        }
+        if let Some(last) = chain.last() {
+            let reason = "& rule is not followed by the rule it guards".to_string();
+            return Err(error_at(origin, last.fields.line, reason));
+        }
+        Ok(rules)
+    }
+
+    /// Turns a parsed line into a rule, opening its list files (once per file name).
+    fn resolve(
+        &mut self,
+        raw: RawRule,
+        line: usize,
+        list_index: &mut HashMap<String, usize>,
+    ) -> Result<Rule, RulesError> {
+        let mut pattern = |spec: PatternSpec| -> Result<Pattern, RulesError> {
+            let test = match spec.body {
+                Body::Glob(glob) => Test::Glob(glob),
+                Body::List { path, domain_only } => {
+                    let list = match list_index.get(&path) {
+                        Some(&list) => list,
+                        None => {
+                            let loaded = List::load(&path, &self.origin, line)?;
+                            self.lists.push(loaded);
+                            list_index.insert(path, self.lists.len() - 1);
+                            self.lists.len() - 1
+                        }
+                    };
+                    Test::List { list, domain_only }
+                }
+            };
+            Ok(Pattern {
+                negated: spec.negated,
+                test,
+            })
+        };
+        let sender = pattern(raw.sender)?;
+        let recipient = pattern(raw.recipient)?;
+        let fields = Fields {
+            line,
+            response: raw.response,
+            databytes: raw.databytes,
+            relayclient: raw.relayclient,
+            environment: raw.environment,
+        };
+        Ok(Rule {
+            action: raw.action,
+            sender,
+            recipient,
+            fields: Box::new(fields),
+        })
+    }
+
+    /// The rules' answer for the envelope sender (`""` for the null sender), at MAIL.
+    pub fn sender(&self, sender: &str) -> Result<Outcome, RulesError> {
+        let sender = Address::new(sender);
+        self.sender_rules
+            .run(&self.lists, &self.origin, &sender, None)
+    }
+
+    /// The rules' answer for one recipient of a transaction from `sender`, at RCPT.
+    pub fn recipient(&self, sender: &str, recipient: &str) -> Result<Outcome, RulesError> {
+        let (sender, recipient) = (Address::new(sender), Address::new(recipient));
+        self.recipient_rules
+            .run(&self.lists, &self.origin, &sender, Some(&recipient))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(text: &str) -> Rules {
+        Rules::parse(text, Path::new("test.rules")).expect("rules parse")
+    }
+
+    fn error(text: &str) -> RulesError {
+        Rules::parse(text, Path::new("test.rules")).expect_err("rules must not parse")
+    }
+
+    /// The verdict and text for a sender.
+    fn mail(rules: &Rules, sender: &str) -> (Verdict, Option<String>) {
+        let outcome = rules.sender(sender).expect("no cdb errors");
+        (outcome.verdict, outcome.text)
+    }
+
+    fn accepted(text: &str) -> (Verdict, Option<String>) {
+        (Verdict::Accept, Some(text.to_string()))
+    }
+
+    #[test]
+    fn mailfront_asterisk_empty_and_negate() {
+        // mailfront's tests/rules-asterisk, rules-empty and rules-negate.
+        let r = rules("ka@a:*:K1\nk*@a:*:K2\nkc@*:*:K3\nk*:*:K4\n");
+        for (sender, want) in [("a@a", "K1"), ("b@a", "K2"), ("c@b", "K3"), ("d@d", "K4")] {
+            assert_eq!(mail(&r, sender), accepted(want), "{sender}");
+        }
+        assert_eq!(mail(&r, ""), accepted("K4"));
+        assert_eq!(mail(&r, "1@2@a@a"), accepted("K2"));
+        let r = rules("k:*:K1\nk*:*:K2\n");
+        assert_eq!(mail(&r, ""), accepted("K1"));
+        assert_eq!(mail(&r, "foo@example.com"), accepted("K2"));
+        let r = rules("k!a@example.com:*:A\nk!!a@example.com:*:B\n");
+        assert_eq!(mail(&r, "a@example.com"), accepted("B"));
+        assert_eq!(mail(&r, "b@example.net"), accepted("A"));
+    }
+
+    #[test]
+    fn mailfront_and_chains() {
+        // mailfront's tests/rules-and: a failed link skips the rest of its chain.
+        let dir = std::env::temp_dir().join(format!("smtpfront-rules-and-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let domains = dir.join("domains");
+        std::fs::write(&domains, "example.com\n").expect("write list");
+        let text = format!(
+            "&a@*:*:K1\nk[[@{}]]:*:K2\n&b@*:*:K3\n&*@example.com:*:K4\nk*:*:K5\nk*:*:K6\n",
+            domains.display()
+        );
+        let r = rules(&text);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        for (sender, want) in [
+            ("a@example.com", "K2"),
+            ("b@example.com", "K5"),
+            ("c@example.com", "K6"),
+            ("a@example.net", "K6"),
+            ("b@example.net", "K6"),
+            ("c@example.net", "K6"),
+        ] {
+            assert_eq!(mail(&r, sender), accepted(want), "{sender}");
+        }
+    }
+
+    #[test]
+    fn selectors_and_classification() {
+        // mailfront's tests/rules-selector.
+        let r = rules(":sender\nkone@example.com:two@example.net:A\n:r\nktwo@example.net:*:B\n");
+        assert_eq!(mail(&r, "one@example.com"), accepted("A"));
+        let out = r
+            .recipient("one@example.com", "three@example.org")
+            .expect("ok");
+        assert_eq!(out.verdict, Verdict::NoMatch);
+        assert_eq!(mail(&r, "two@example.net").0, Verdict::NoMatch);
+        let out = r
+            .recipient("two@example.net", "four@example.biz")
+            .expect("ok");
+        assert_eq!(
+            (out.verdict, out.text.as_deref()),
+            (Verdict::Accept, Some("B"))
+        );
+        // Before a selector: `*` recipient = sender rule; a chain goes where its rules all go.
+        let r = rules("d*:*@x:R\n&s@*:*\nz*:*@y:D\n&u@*:*\nk*:*:S\n");
+        assert_eq!(r.sender_rules.len(), 2);
+        assert_eq!(r.recipient_rules.len(), 3);
+        let out = r.recipient("s@a", "b@y").expect("ok");
+        assert_eq!(
+            (out.verdict, out.text.as_deref()),
+            (Verdict::Defer, Some("D"))
+        );
+        assert_eq!(
+            r.recipient("t@a", "b@y").expect("ok").verdict,
+            Verdict::NoMatch
+        );
+        assert_eq!(
+            r.recipient("t@a", "b@x").expect("ok").verdict,
+            Verdict::Reject
+        );
+        assert_eq!(mail(&r, "u@a"), accepted("S"));
+        assert_eq!(mail(&r, "v@a").0, Verdict::NoMatch);
+    }
+
+    #[test]
+    fn fields_accumulate_over_noop_rules() {
+        let r = rules(concat!(
+            "n*:*:ignored:5000::A=1\n",
+            "n*:*@x::300:+one:B=2,A=3\n",
+            "n*:*@x::::C=\"x,y\"\n",
+            "p*:*@x::9000:+two\n",
+            "k*:*:S:100:+sender-ignored:S=1\n",
+        ));
+        let out = r.recipient("s@a", "r@x").expect("ok");
+        assert_eq!(out.verdict, Verdict::Pass);
+        assert_eq!(out.text, None);
+        assert_eq!(out.databytes, Some(300));
+        assert_eq!(out.relayclient.as_deref(), Some("+one+two"));
+        let env: Vec<String> = out
+            .environment
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        assert_eq!(env, ["B=2", "A=3", "C=x,y"]);
+        let out = r.sender("s@a").expect("ok");
+        assert_eq!(out.databytes, Some(100));
+        assert_eq!(out.relayclient, None);
+        let env: Vec<String> = out
+            .environment
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        assert_eq!(env, ["A=1", "S=1"]);
+        // Nothing decides: the fields of the `n` rules still come back.
+        let out = r.recipient("s@a", "r@elsewhere").expect("ok");
+        assert_eq!(out.verdict, Verdict::NoMatch);
+        assert!(out.environment.is_empty());
+    }
+
+    #[test]
+    fn default_texts() {
+        let r = rules("da@*:*\nzb@*:*\nkc@*:*\npd@*:*\nde@*:*: custom \\n two \n");
+        let text = |s: &str| {
+            r.sender(s)
+                .expect("ok")
+                .text_or_default()
+                .map(str::to_string)
+        };
+        assert_eq!(text("a@x").as_deref(), Some(REJECT_TEXT));
+        assert_eq!(text("b@x").as_deref(), Some(DEFER_TEXT));
+        assert_eq!(text("c@x"), None);
+        assert_eq!(text("d@x"), None);
+        assert_eq!(text("e@x").as_deref(), Some("custom \n two"));
+        assert_eq!(text("f@x"), None);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = error("# comment\nk*:*\n\nk*:*::12x\n");
+        assert_eq!((e.line, e.file.as_path()), (4, Path::new("test.rules")));
+        assert!(e.to_string().starts_with("test.rules:4: databytes"), "{e}");
+        assert_eq!(error("k*:*\n&a:*\n").line, 2);
+        assert_eq!(error("&a:*\n:sender\nk*:*\n").line, 2);
+        assert_eq!(error("k*:*\nk[[/nonexistent/smtpfront-list]]:*\n").line, 2);
+        assert_eq!(error("k*:*\nwhat\n").line, 2);
+        assert_eq!(error("k*:*\nk[oops:*\n").line, 2);
+        // A missing cdb is not an error: it matches nothing.
+        let r = rules("k[[/nonexistent/smtpfront.cdb]]:*:LIST\nd*:*\n");
+        assert_eq!(mail(&r, "a@b").0, Verdict::Reject);
+    }
+
+    #[test]
+    fn load_reads_files() {
+        let dir = std::env::temp_dir().join(format!("smtpfront-rules-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("rules");
+        std::fs::write(&path, "k*:*:OK\r\n").expect("write");
+        let r = Rules::load(&path).expect("loads");
+        assert_eq!(mail(&r, "a@b"), accepted("OK"));
+        std::fs::write(&path, b"k*:*:OK\nk*:*:\xff\n").expect("write");
+        let e = Rules::load(&path).expect_err("bad UTF-8");
+        assert_eq!(e.line, 2);
+        let e = Rules::load(&dir.join("missing")).expect_err("missing");
+        assert_eq!(e.line, 0);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}
