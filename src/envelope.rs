@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// One transaction: exists from an accepted MAIL to the end of DATA or RSET.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
+    /// The client's HELO/EHLO name, or `[ip]` if it gave none (the spool file's HELO line).
+    pub helo: String,
     pub sender: String,
     pub params: MailParams,
     /// Accepted recipients, as they will be delivered (RELAYCLIENT suffix appended).

@@ -21,14 +21,18 @@
 
 pub mod address;
 pub mod backend;
+pub mod cdb;
 pub mod config;
 pub mod envelope;
 pub mod frontend;
 pub mod headers;
 pub mod linereader;
 pub mod log;
+pub mod policy;
 pub mod reject;
 pub mod reply;
+pub mod rules;
 pub mod smtp;
+pub mod spool;
 pub mod sys;
 pub mod ucspi;

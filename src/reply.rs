@@ -118,5 +118,12 @@ pub const NULL_SENDER_ONE_RCPT: Reply = Reply::fixed(
 );
 pub const TOO_MANY_RCPTS: Reply = Reply::fixed(452, "4.5.3", "Too many recipients");
 pub const RELAY_DENIED: Reply = Reply::fixed(553, "5.7.1", "Relaying denied");
+pub const POLICY_NOT_CONFIGURED: Reply = Reply::fixed(
+    451,
+    "4.3.5",
+    "Recipient policy not configured, try again later",
+);
+pub const RCPTHOSTS_FAILED: Reply =
+    Reply::fixed(451, "4.3.0", "Recipient list unreadable, try again later");
 pub const RULE_REJECT: Reply = Reply::fixed(553, "5.7.1", "Rejected");
 pub const RULE_DEFER: Reply = Reply::fixed(451, "4.7.1", "Deferred");

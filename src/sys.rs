@@ -121,6 +121,13 @@ pub fn memchr(byte: u8, hay: &[u8]) -> Option<usize> {
     }
 }
 
+/// Ignores SIGXFSZ, so that a write past `RLIMIT_FSIZE` fails with EFBIG (and the message
+/// gets `451`) instead of killing the process.
+pub fn ignore_sigxfsz() {
+    // SAFETY: setting a signal disposition to SIG_IGN has no memory effects.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+}
+
 /// The system's host name (SPEC 2: the last fallback for LOCAL).
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

@@ -3,6 +3,7 @@
 //! sender, recipients, data start, data pieces, data end (or abort), reset.
 
 pub mod echo;
+pub mod spool;
 
 use crate::envelope::Envelope;
 use crate::reply::{self, Reply};

@@ -12,7 +12,9 @@ use crate::envelope::{Envelope, Protocol, Trace};
 use crate::headers::HopCounter;
 use crate::linereader::CommandLine;
 use crate::log;
+use crate::policy::{self, MailRules};
 use crate::reply::{self, Reply};
+use crate::rules::{Outcome, Verdict};
 use crate::smtp::command::{self, Command, CommandError};
 use crate::ucspi::Conn;
 use std::time::SystemTime;
@@ -55,6 +57,7 @@ pub struct Session<B: Backend> {
     helo: Option<String>,
     protocol: Protocol,
     phase: Phase,
+    rules: MailRules,
     unknown_commands: u64,
     pub messages: u64,
 }
@@ -62,7 +65,10 @@ pub struct Session<B: Backend> {
 impl<B: Backend> Session<B> {
     pub fn new(settings: Settings, conn: Conn, backend: B) -> Session<B> {
         let local = conn.local_name();
+        // SPEC 5: the rules file is read once per session.
+        let rules = MailRules::load(settings.mailrules.as_deref());
         Session {
+            rules,
             settings,
             conn,
             local,
@@ -168,18 +174,49 @@ impl<B: Backend> Session<B> {
         Step::Reply(Reply::new(250, "", lines.join("\n")))
     }
 
+    /// A rule's ENVIRONMENT changes the session's settings from here on (SPEC 5); a value
+    /// start-up would refuse is refused here too.
+    fn apply_rule_environment(&mut self, outcome: &Outcome) -> Result<(), Reply> {
+        if outcome.environment.is_empty() {
+            return Ok(());
+        }
+        self.settings
+            .apply(outcome.environment.iter().cloned())
+            .map_err(|e| {
+                log::line(&format!("mail rule ENVIRONMENT refused: {e}"));
+                reply::RULES_FAILED
+            })
+    }
+
     fn mail(&mut self, sender: String, params: command::MailParams) -> Reply {
-        // Check.
+        // Check: protocol, then mail rules (SPEC 5), then size.
         if !matches!(self.phase, Phase::Idle) {
             return reply::NESTED_MAIL;
         }
-        let databytes = self.settings.databytes;
+        let outcome = match self.rules.sender(&sender) {
+            Ok(o) => o,
+            Err(r) => return r,
+        };
+        if let Err(r) = self.apply_rule_environment(&outcome) {
+            return r;
+        }
+        if let Some(r) = policy::refusal(&outcome) {
+            return r;
+        }
+        // SPEC 5: a rule's DATABYTES lowers the limit of this message only.
+        let databytes = lower_limit(self.settings.databytes, outcome.databytes);
         if let Some(size) = params.size {
             if databytes > 0 && size > databytes {
                 return reply::TOO_BIG;
             }
         }
+        let helo = match (&self.helo, &self.conn.remoteip) {
+            (Some(h), _) => h.clone(),
+            (None, Some(ip)) => format!("[{ip}]"),
+            (None, None) => "unknown".to_string(),
+        };
         let envelope = Envelope {
+            helo,
             sender,
             params,
             recipients: Vec::new(),
@@ -189,14 +226,14 @@ impl<B: Backend> Session<B> {
         match self.backend.sender(&envelope) {
             Ok(answer) => {
                 self.phase = Phase::Mail(envelope);
-                answer
+                policy::acceptance(&outcome, answer)
             }
             Err(refusal) => refusal,
         }
     }
 
     fn rcpt(&mut self, recipient: String) -> Reply {
-        let Phase::Mail(envelope) = &mut self.phase else {
+        let Phase::Mail(envelope) = &self.phase else {
             return reply::NEED_MAIL;
         };
         // SPEC 3: a null sender gets one recipient.
@@ -210,14 +247,37 @@ impl<B: Backend> Session<B> {
         if envelope.recipients.len() >= max {
             return reply::TOO_MANY_RCPTS;
         }
-        let (address, approval) = match &self.settings.relayclient {
-            Some(suffix) => (recipient + suffix, Approval::Approved),
-            None => (recipient, Approval::Unchecked),
+        // SPEC 5: mail rules come before RELAYCLIENT and the back end.
+        let outcome = match self.rules.recipient(&envelope.sender, &recipient) {
+            Ok(o) => o,
+            Err(r) => return r,
         };
+        if let Err(r) = self.apply_rule_environment(&outcome) {
+            return r;
+        }
+        if let Some(r) = policy::refusal(&outcome) {
+            return r;
+        }
+        let mut address = recipient;
+        if let Some(suffix) = &outcome.relayclient {
+            address.push_str(suffix);
+        }
+        let approval = match (&outcome.verdict, &self.settings.relayclient) {
+            (Verdict::Accept, _) => Approval::Approved,
+            (_, Some(suffix)) => {
+                address.push_str(suffix);
+                Approval::Approved
+            }
+            (_, None) => Approval::Unchecked,
+        };
+        let Phase::Mail(envelope) = &mut self.phase else {
+            unreachable!("checked above")
+        };
+        envelope.databytes = lower_limit(envelope.databytes, outcome.databytes);
         match self.backend.recipient(&address, approval) {
             Ok(answer) => {
                 envelope.recipients.push(address);
-                answer
+                policy::acceptance(&outcome, answer)
             }
             Err(refusal) => refusal,
         }
@@ -321,5 +381,13 @@ impl<B: Backend> Session<B> {
     /// The client went away or timed out: nothing half-received is kept.
     pub fn abort(&mut self) {
         self.reset();
+    }
+}
+
+/// A limit where 0 means none, lowered by a rule's DATABYTES (0 or absent: no change).
+fn lower_limit(current: u64, rule: Option<u64>) -> u64 {
+    match rule {
+        Some(n) if n > 0 && (current == 0 || n < current) => n,
+        _ => current,
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub const ECHO: &str = env!("CARGO_BIN_EXE_smtpfront-echo");
 pub const REJECT: &str = env!("CARGO_BIN_EXE_smtpfront-reject");
+pub const SPOOL: &str = env!("CARGO_BIN_EXE_smtpfront-spool");
 
 /// The path of an external tool, or `None` (test skipped) when it is missing outside CI.
 /// Under `CI=true` a missing tool panics: CI must never pass by skipping.

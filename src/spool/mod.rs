@@ -1,0 +1,176 @@
+//! The spool directory (SPEC 6): `$SPOOLDIR/tmp/` and `$SPOOLDIR/new/`, one file per message.
+//!
+//! The states of a message file, and the one step that moves it from each:
+//!
+//! ```text
+//! (nothing) --create--> tmp/ID being written --fsync, rename, fsync new/--> new/ID complete
+//!                       tmp/ID --any failure, abort, drop--> (removed)
+//!                       tmp/ID left by a crash --forward, after 36 hours--> (removed)
+//! new/ID --forward: all recipients done--> (removed)
+//! new/ID --forward: some left--> tmp/ID' written, fsync, rename over new/ID
+//! ```
+//!
+//! So a file in `new/` is always complete, and `250` is sent only after the rename into
+//! `new/` and the `fsync` of `new/` have returned: the message survives a crash or power loss.
+
+pub mod format;
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Write buffer of a message file: one write system call per 64 KiB of message.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// An opened spool directory.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+    tmp: PathBuf,
+    new: PathBuf,
+}
+
+impl Spool {
+    /// Checks `root` and creates `tmp/` and `new/` (mode 0700) when missing. The error says
+    /// what to fix, for the log line of a front end that cannot start.
+    pub fn open(root: &Path) -> Result<Spool, String> {
+        let meta = fs::metadata(root).map_err(|e| {
+            format!(
+                "SPOOLDIR {}: {e}; create it (mode 0700, owned by the user the front end runs as)",
+                root.display()
+            )
+        })?;
+        if !meta.is_dir() {
+            return Err(format!("SPOOLDIR {} is not a directory", root.display()));
+        }
+        let spool = Spool {
+            root: root.to_path_buf(),
+            tmp: root.join("tmp"),
+            new: root.join("new"),
+        };
+        for dir in [&spool.tmp, &spool.new] {
+            match DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot create {}: {e}; check the owner and mode of SPOOLDIR",
+                        dir.display()
+                    ))
+                }
+            }
+            let m = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            if !m.is_dir() {
+                return Err(format!("{} is not a directory", dir.display()));
+            }
+        }
+        Ok(spool)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn new_dir(&self) -> &Path {
+        &self.new
+    }
+
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Starts a message file `tmp/ID` (mode 0600, created exclusively).
+    pub fn create(&self, id: &str) -> io::Result<Draft> {
+        let path = self.tmp.join(id);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok(Draft {
+            out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            tmp: path,
+            new: self.new.join(id),
+            new_dir: self.new.clone(),
+        })
+    }
+}
+
+/// A message file being written in `tmp/`. Dropped without [`Draft::commit`], it is removed.
+pub struct Draft {
+    out: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    new: PathBuf,
+    new_dir: PathBuf,
+}
+
+impl Draft {
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.out {
+            Some(w) => w.write_all(bytes),
+            None => Err(io::Error::other("message file already closed")),
+        }
+    }
+
+    /// Makes the message durable: flush, fsync the file, rename it into `new/`, fsync `new/`.
+    /// Only after this returns `Ok` may the client be told `250`.
+    pub fn commit(mut self) -> io::Result<()> {
+        let out = self
+            .out
+            .take()
+            .ok_or_else(|| io::Error::other("message file already closed"))?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&self.tmp, &self.new)?;
+        // From here the file is in new/: a failure to sync the directory must not remove it
+        // (it is complete), but the client is told 451 and may send it again.
+        self.tmp.clear();
+        sync_dir(&self.new_dir)
+    }
+}
+
+impl Drop for Draft {
+    fn drop(&mut self) {
+        self.out = None;
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// fsync of a directory, so that a rename into it survives a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Replaces `target` atomically with `contents` (forward's rewrite of a partly delivered
+/// file): write `tmp/NAME`, fsync, rename over `target`, fsync its directory.
+pub fn replace(spool: &Spool, target: &Path, contents: &[u8]) -> io::Result<()> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| io::Error::other("no file name"))?;
+    let tmp = spool.tmp.join(name);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        fs::rename(&tmp, target)?;
+        sync_dir(target.parent().unwrap_or(Path::new(".")))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Mode bits of a path, for tests and diagnostics.
+pub fn mode(path: &Path) -> io::Result<u32> {
+    Ok(fs::metadata(path)?.permissions().mode() & 0o7777)
+}
