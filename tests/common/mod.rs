@@ -98,10 +98,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `tcpserver -q -R -H -c max 127.0.0.1 PORT argv...` with `env`, its stderr (the
-    /// front ends' log) in a file, and waits until the port accepts connections.
+    /// Starts `tcpserver -q -R -H -c max -l localhost 127.0.0.1 PORT argv...` with `env`, its
+    /// stderr (the front ends' log) in a file, and waits until the port accepts connections.
+    /// `-l localhost`: without it tcpserver looks the local IP up in DNS in every child,
+    /// and a lost resolver packet stalls a session for 3 s.
     pub fn start(argv: &[&str], env: &[(&str, &str)], max: u32) -> Option<Server> {
-        Server::start_with(argv, env, &["-c", &max.to_string()])
+        Server::start_with(argv, env, &["-c", &max.to_string(), "-l", "localhost"])
     }
 
     pub fn start_with(argv: &[&str], env: &[(&str, &str)], opts: &[&str]) -> Option<Server> {
