@@ -20,7 +20,9 @@
 #![deny(unsafe_code)]
 
 pub mod address;
+pub mod auth;
 pub mod backend;
+pub mod base64;
 pub mod cdb;
 pub mod config;
 pub mod envelope;

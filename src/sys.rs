@@ -128,6 +128,30 @@ pub fn ignore_sigxfsz() {
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
 }
 
+/// Makes `fd` the child's descriptor 3 (the checkpassword interface); the command owns it.
+pub fn pass_as_fd3(cmd: &mut std::process::Command, fd: std::io::PipeReader) {
+    use std::os::unix::io::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let raw = fd.as_raw_fd();
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (dup2, fcntl).
+    unsafe {
+        cmd.pre_exec(move || {
+            // Captured so that the descriptor lives as long as the command.
+            let _ = &fd;
+            if raw == 3 {
+                // dup2(3, 3) would keep close-on-exec: clear it instead.
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+}
+
 /// The system's host name (SPEC 2: the last fallback for LOCAL).
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

@@ -212,8 +212,16 @@ fn run<B: Backend>(session: &mut Session<B>, conn: &mut Conn) -> End {
     loop {
         let (step, shown) = loop {
             if let Some(line) = conn.reader.command() {
+                // SPEC 8: an AUTH response (credentials) never reaches the log.
+                let secret = session.expects_secret();
                 let step = session.command(line);
-                let shown = reply_of(&step).is_error().then(|| describe(line));
+                let shown = reply_of(&step).is_error().then(|| {
+                    if secret {
+                        "(AUTH response)".to_string()
+                    } else {
+                        describe(line)
+                    }
+                });
                 break (step, shown);
             }
             if let Err(end) = conn.fill() {

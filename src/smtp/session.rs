@@ -6,6 +6,7 @@
 //! counters only inside [`Phase::Data`]. Every command is a check step (which may refuse)
 //! followed by a proceed step (which changes the phase).
 
+use crate::auth::{self, checkpassword, Dialogue, Next};
 use crate::backend::{Approval, Backend};
 use crate::config::Settings;
 use crate::envelope::{Envelope, Protocol, Trace};
@@ -17,7 +18,7 @@ use crate::reply::{self, Reply};
 use crate::rules::{Outcome, Verdict};
 use crate::smtp::command::{self, Command, CommandError};
 use crate::ucspi::Conn;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Recipients per transaction when `MAXRCPTS` is unset: keeps memory bounded against a
 /// client sending a million RCPTs (SPEC 3), and is ten times Postfix's default of 1000.
@@ -59,8 +60,19 @@ pub struct Session<B: Backend> {
     phase: Phase,
     rules: MailRules,
     unknown_commands: u64,
+    /// The user name once AUTH succeeded.
+    user: Option<String>,
+    /// An AUTH dialogue waiting for the client's next line.
+    dialogue: Option<Dialogue>,
+    auth_failures: u32,
     pub messages: u64,
 }
+
+/// SPEC 3 AUTH: more failed attempts than this and the client is disconnected.
+pub const MAX_AUTH_FAILURES: u32 = 3;
+
+/// Longest wait for the checkpassword program (also bounded by TIMEOUT).
+pub const CHECKPASSWORD_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl<B: Backend> Session<B> {
     pub fn new(settings: Settings, conn: Conn, backend: B) -> Session<B> {
@@ -77,6 +89,9 @@ impl<B: Backend> Session<B> {
             protocol: Protocol::Smtp,
             phase: Phase::Idle,
             unknown_commands: 0,
+            user: None,
+            dialogue: None,
+            auth_failures: 0,
             messages: 0,
         }
     }
@@ -102,8 +117,20 @@ impl<B: Backend> Session<B> {
         Reply::new(220, "", text)
     }
 
+    /// True while the next line is an AUTH response (the driver must not log it).
+    pub fn expects_secret(&self) -> bool {
+        self.dialogue.is_some()
+    }
+
     /// Answers one command line.
     pub fn command(&mut self, line: CommandLine<'_>) -> Step {
+        if let Some(dialogue) = self.dialogue.take() {
+            let next = match line {
+                CommandLine::Line(l) => auth::respond(dialogue, l),
+                CommandLine::TooLong => Next::Fail(auth::BAD_BASE64),
+            };
+            return self.auth_next(next);
+        }
         let parsed = match line {
             CommandLine::TooLong => return self.unknown(reply::LINE_TOO_LONG),
             CommandLine::Line(l) => command::parse(l),
@@ -141,8 +168,72 @@ impl<B: Backend> Session<B> {
             Command::Quit => Step::Close(reply::BYE),
             Command::Vrfy => Step::Reply(reply::VRFY),
             Command::Help => Step::Reply(reply::HELP),
-            // AUTH is offered only with CHECKPASSWORD (SPEC 3 AUTH), which is not built yet.
-            Command::Auth(_) => Step::Reply(Reply::fixed(503, "5.5.1", "AUTH not available")),
+            Command::Auth(arg) => self.auth(&arg),
+        }
+    }
+
+    /// SPEC 3 AUTH: check, then begin a PLAIN or LOGIN dialogue.
+    fn auth(&mut self, arg: &str) -> Step {
+        if self.settings.checkpassword.is_none() {
+            return Step::Reply(auth::NOT_OFFERED);
+        }
+        if self.user.is_some() {
+            return Step::Reply(auth::ALREADY);
+        }
+        if !matches!(self.phase, Phase::Idle) {
+            return Step::Reply(auth::IN_TRANSACTION);
+        }
+        self.auth_next(auth::begin(arg))
+    }
+
+    fn auth_next(&mut self, next: Next) -> Step {
+        match next {
+            Next::Ask(dialogue, challenge) => {
+                self.dialogue = Some(dialogue);
+                Step::Reply(challenge)
+            }
+            Next::Fail(r) if r == auth::FAILED => self.auth_failed(None),
+            Next::Fail(r) => Step::Reply(r),
+            Next::Check { user, password } => self.auth_check(user, password),
+        }
+    }
+
+    fn auth_check(&mut self, user: String, password: String) -> Step {
+        let program = self.settings.checkpassword.clone().unwrap_or_default();
+        let timeout = match self.settings.timeout {
+            Some(t) => t.min(CHECKPASSWORD_TIMEOUT),
+            None => CHECKPASSWORD_TIMEOUT,
+        };
+        match checkpassword::check(&program, &user, &password, timeout) {
+            checkpassword::Verdict::Good => {
+                log::line(&format!(
+                    "AUTH accepted for user {}",
+                    log::escape(user.as_bytes())
+                ));
+                self.user = Some(user);
+                self.protocol = Protocol::Esmtpa;
+                Step::Reply(auth::SUCCEEDED)
+            }
+            checkpassword::Verdict::Bad => self.auth_failed(Some(&user)),
+            checkpassword::Verdict::Temporary(why) => {
+                log::line(&format!("AUTH could not be checked: {why}"));
+                Step::Reply(auth::TEMPORARY)
+            }
+        }
+    }
+
+    fn auth_failed(&mut self, user: Option<&str>) -> Step {
+        self.auth_failures += 1;
+        if let Some(u) = user {
+            log::line(&format!(
+                "AUTH refused for user {}",
+                log::escape(u.as_bytes())
+            ));
+        }
+        if self.auth_failures > MAX_AUTH_FAILURES {
+            Step::Close(auth::TOO_MANY_FAILURES)
+        } else {
+            Step::Reply(auth::FAILED)
         }
     }
 
@@ -157,7 +248,10 @@ impl<B: Backend> Session<B> {
     fn hello(&mut self, name: String, protocol: Protocol) -> Step {
         self.reset();
         self.helo = Some(name);
-        self.protocol = protocol;
+        self.protocol = match (protocol, &self.user) {
+            (Protocol::Esmtp, Some(_)) => Protocol::Esmtpa,
+            _ => protocol,
+        };
         if protocol == Protocol::Smtp {
             return Step::Reply(Reply::new(250, "", self.local.clone()));
         }
@@ -192,6 +286,11 @@ impl<B: Backend> Session<B> {
         // Check: protocol, then mail rules (SPEC 5), then size.
         if !matches!(self.phase, Phase::Idle) {
             return reply::NESTED_MAIL;
+        }
+        // SPEC 2 REQUIRE_AUTH: not before AUTH, unless the client may relay anyway.
+        if self.settings.require_auth && self.user.is_none() && self.settings.relayclient.is_none()
+        {
+            return auth::REQUIRED;
         }
         let outcome = match self.rules.sender(&sender) {
             Ok(o) => o,
@@ -268,6 +367,8 @@ impl<B: Backend> Session<B> {
                 address.push_str(suffix);
                 Approval::Approved
             }
+            // SPEC 3 AUTH: an authenticated client relays like RELAYCLIENT, without suffix.
+            (_, None) if self.user.is_some() => Approval::Approved,
             (_, None) => Approval::Unchecked,
         };
         let Phase::Mail(envelope) = &mut self.phase else {
