@@ -592,3 +592,45 @@ fn client_gone_in_data_stores_nothing_and_exits_0() {
         "{err}"
     );
 }
+
+#[test]
+fn empty_string_settings_mean_nothing_added() {
+    let env = [
+        ("SMTPGREETING", ""),
+        ("HEADER_ADD", ""),
+        ("FIXUP_RECEIVED_HOST", ""),
+        ("FIXUP_RECEIVED_IP", ""),
+        ("PROTO", ""),
+        ("TCPREMOTEIP", "192.0.2.1"),
+    ];
+    let (out, err) = check(
+        &env,
+        &[
+            "HELO c",
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<b@x.y>",
+            "DATA",
+            "x",
+            ".",
+        ],
+        &["250", "250", "250", "354", "250 2.0.0"],
+    );
+    assert!(
+        out.starts_with("220 ") && out.contains(" smtpfront ESMTP\r\n"),
+        "{out}"
+    );
+    let headers: Vec<&str> = err.lines().filter(|l| l.contains("header: ")).collect();
+    assert_eq!(headers.len(), 3, "only the Received header: {err}");
+    assert!(
+        headers[0].ends_with("header: Received: from c"),
+        "no PROTO, no IP: {err}"
+    );
+}
+
+#[test]
+fn empty_syslog_is_a_configuration_error() {
+    let (out, err, code) = echo(&[("SYSLOG", "")], "QUIT\r\n");
+    assert_eq!(out, "421 4.3.0 Configuration error, try again later\r\n");
+    assert_eq!(code, 111);
+    assert!(err.contains("SYSLOG"), "{err}");
+}

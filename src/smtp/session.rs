@@ -110,7 +110,13 @@ impl<B: Backend> Session<B> {
 
     /// `220 $SMTPGREETING ESMTP` (SPEC 2).
     pub fn greeting(&self) -> Reply {
-        let text = match &self.settings.greeting {
+        // An empty SMTPGREETING is taken as unset: "220  ESMTP" helps nobody.
+        let text = match self
+            .settings
+            .greeting
+            .as_deref()
+            .filter(|g| !g.trim().is_empty())
+        {
             Some(g) => format!("{g} ESMTP"),
             None => format!("{} smtpfront ESMTP", self.local),
         };
