@@ -287,10 +287,136 @@ def bench_bigmsg(ctx):
     return rows
 
 
+def bench_rules(ctx):
+    """Extra cost of mail rules per session: the `session` session with 5 RCPTs,
+    run (a) without MAILRULES, (b) with a 10,000-line rules file (exact addresses,
+    *@domain rules, globs), (c) with rules naming a 100,000-key cdb list (built with
+    cdbmake). No rule matches the session's addresses, so every rule that could
+    apply is considered. mailfront runs the same files with the mailrules plugin;
+    its (a) is its `session` configuration (no mailrules plugin). A variant a side
+    does not handle correctly is reported and left out of the figures.
+    """
+    rcpts = [b"bob@example.com", b"carol@example.com", b"dave@example.org",
+             b"erin@example.org", b"frank@example.net"]
+    path = os.path.join(ctx.tmp, "rules.smtp")
+    with open(path, "wb") as f:
+        f.write(b"EHLO client.example.net\r\nMAIL FROM:<alice@example.net>\r\n")
+        f.write(b"".join(b"RCPT TO:<%s>\r\n" % r for r in rcpts))
+        f.write(b"DATA\r\n" + message_of_size(1024) + b".\r\nQUIT\r\n")
+    # EHLO (its last line), MAIL, every RCPT and the dot: final 250 lines expected.
+    expected_250 = 3 + len(rcpts)
+    # A probe that each rules variant must refuse once: proof that its rules are in force.
+    probe = os.path.join(ctx.tmp, "rules-probe.smtp")
+    with open(probe, "wb") as f:
+        f.write(b"MAIL FROM:<alice@example.net>\r\nRCPT TO:<former1@example.com>\r\n"
+                b"RCPT TO:<user1@host1.example>\r\nQUIT\r\n")
+
+    big = os.path.join(ctx.tmp, "big.rules")
+    with open(big, "w") as f:
+        f.write("# 10,000 rules: none matches the benchmark's addresses\n")
+        for i in range(10000):
+            f.write([
+                f"dspammer{i}@spam{i % 500}.example:*:Go away\n",
+                f"d*:former{i}@example.com:No such user\n",
+                f"d*@bulk{i}.example:*\n",
+                f"z*:*@lame{i}.example:Try later\n",
+                f"dbounce-*@list{i}.example:*\n",
+                f"d*:*%*@relay{i}.example:No source routes\n",
+                f"d*:?{i}?@*.example.org\n",
+                f"d*:*+[a-z]{i}*@*\n",
+                f"n*:ops{i}@example.com::10000000\n",
+                f"k*:vip{i}@example.com:Welcome\n",
+            ][i % 10])
+
+    # 100,000 keys, lower-case (mailfront's cdb lookups do not fold case):
+    # 90,000 addresses and 10,000 domains.
+    cdb = os.path.join(ctx.tmp, "list.cdb")
+    keys = [f"user{i}@host{i % 9000}.example" for i in range(90000)]
+    keys += [f"blocked{i}.example" for i in range(10000)]
+    records = "".join(f"+{len(k)},1:{k}->1\n" for k in keys) + "\n"
+    try:
+        subprocess.run(["cdbmake", cdb, cdb + ".tmp"], input=records.encode(),
+                       check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        ctx.warn(f"rules: cdbmake failed ({e}); the cdb variant is skipped")
+        cdb = None
+    cdb_rules = os.path.join(ctx.tmp, "cdb.rules")
+    with open(cdb_rules, "w") as f:
+        f.write(f"d[[{cdb}]]:*:Listed sender\nd[[@{cdb}]]:*:Listed domain\n"
+                f"d*:[[{cdb}]]:Listed recipient\nd*:[[@{cdb}]]:Listed domain\n")
+
+    def count(side, stdin_path, code):
+        """Final reply lines with `code` from one run of side on stdin_path."""
+        out = os.path.join(ctx.tmp, f"out-rules-{side.label}")
+        run_once(ctx, side, stdin_path, out)
+        with open(out, "rb") as f:
+            n = sum(1 for line in f if line.startswith(code + b" "))
+        os.unlink(out)
+        return n
+
+    peer_plugins = "mailrules:" + PEER_ENV["PLUGINS"]
+    variants = [("none", None, None), ("10k", big, "10,000 rules")]
+    if cdb:
+        variants.append(("cdb", cdb_rules, "100,000-key cdb"))
+    sides = {}  # (variant, "ours"|"peer") -> Side, only those that answer correctly
+    for name, rules, _ in variants:
+        ours_env = {"MAILRULES": rules} if rules else {}
+        peer_env = dict(PEER_ENV, **({"PLUGINS": peer_plugins, "MAILRULES": rules}
+                                     if rules else {}))
+        for who, base, env in (("ours", ctx.ours, ours_env), ("peer", ctx.peer, peer_env)):
+            side = Side(f"{base.label}-{name}", base.argv, dict(base.env, **env))
+            ok = verify(ctx, f"rules-{name}", side, path, 1)
+            got = count(side, path, b"250")
+            if got != expected_250:
+                ctx.warn(f"rules-{name}: {side.label} gave {got} final 250 replies, "
+                         f"expected {expected_250}")
+                ok = False
+            refused, want = count(side, probe, b"553"), 0 if rules is None else 1
+            if refused != want:
+                ctx.warn(f"rules-{name}: {side.label} refused {refused} probe "
+                         f"recipients, expected {want}: are its rules in force?")
+                ok = False
+            if ok:
+                sides[(name, who)] = side
+            else:
+                ctx.warn(f"rules-{name}: {side.label} left out of the figures")
+
+    rounds = 80 if ctx.quick else 400
+    order = list(sides.values())
+    runs = interleaved(ctx, {s.label: path for s in order}, rounds, order)
+    wall = {k: median([r.wall for r in v]) * 1e3 for k, v in runs.items()}
+    cpu = {k: median([r.cpu for r in v]) * 1e3 for k, v in runs.items()}
+    labels = {"ours": ctx.ours.label, "peer": ctx.peer.label}
+
+    def per_side(name, figures):
+        return {labels[who]: figures[sides[(name, who)].label]
+                for who in labels if (name, who) in sides}
+
+    rows = []
+    for name, _, what in variants:
+        rows.append(ctx.row(f"rules {name} wall", per_side(name, wall), "ms", None, None,
+                            f"median of {rounds}, 5 RCPTs" if name == "none" else what))
+    for name, _, what in variants[1:]:
+        extra_wall, extra_cpu = {}, {}
+        for who, label in labels.items():
+            if (name, who) in sides and ("none", who) in sides:
+                extra_wall[label] = (wall[sides[(name, who)].label]
+                                     - wall[sides[("none", who)].label])
+                extra_cpu[label] = (cpu[sides[(name, who)].label]
+                                    - cpu[sides[("none", who)].label])
+        cpu_note = ", ".join(f"{k} {v:+.3f}" for k, v in extra_cpu.items())
+        judged = ctx.ours.label in extra_wall  # ours left out: no goal to judge
+        rows.append(ctx.row(f"rules {name} extra", extra_wall, "ms",
+                            "abs<=" if judged else None, 1.0,
+                            f"{what} over none; cpu ms: {cpu_note}"))
+    return rows
+
+
 BENCHMARKS = {
     "session": bench_session,
     "pipeline": bench_pipeline,
     "bigmsg": bench_bigmsg,
+    "rules": bench_rules,
 }
 
 

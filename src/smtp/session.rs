@@ -367,15 +367,19 @@ impl<B: Backend> Session<B> {
         if let Some(suffix) = &outcome.relayclient {
             address.push_str(suffix);
         }
-        let approval = match (&outcome.verdict, &self.settings.relayclient) {
-            (Verdict::Accept, _) => Approval::Approved,
-            (_, Some(suffix)) => {
-                address.push_str(suffix);
-                Approval::Approved
-            }
-            // SPEC 3 AUTH: an authenticated client relays like RELAYCLIENT, without suffix.
-            (_, None) if self.user.is_some() => Approval::Approved,
-            (_, None) => Approval::Unchecked,
+        // SPEC 2: RELAYCLIENT is appended to every recipient the rules did not refuse,
+        // those a `k` rule accepted included.
+        if let Some(suffix) = &self.settings.relayclient {
+            address.push_str(suffix);
+        }
+        // SPEC 3 AUTH: an authenticated client relays like RELAYCLIENT, without suffix.
+        let approved = outcome.verdict == Verdict::Accept
+            || self.settings.relayclient.is_some()
+            || self.user.is_some();
+        let approval = if approved {
+            Approval::Approved
+        } else {
+            Approval::Unchecked
         };
         let Phase::Mail(envelope) = &mut self.phase else {
             unreachable!("checked above")
