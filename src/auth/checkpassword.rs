@@ -16,7 +16,7 @@ pub enum Verdict {
 }
 
 /// Runs the checkpassword program for `user` and `password`, killing it after `timeout`.
-pub fn check(program: &str, user: &str, password: &str, timeout: Duration) -> Verdict {
+pub fn check(program: &str, user: &str, password: &[u8], timeout: Duration) -> Verdict {
     let mut words = program.split_whitespace();
     let Some(path) = words.next() else {
         return Verdict::Temporary("CHECKPASSWORD is empty".into());
@@ -47,8 +47,8 @@ pub fn check(program: &str, user: &str, password: &str, timeout: Duration) -> Ve
             .unwrap_or(0)
     );
     let mut data = Vec::with_capacity(user.len() + password.len() + stamp.len() + 3);
-    for part in [user, password, stamp.as_str()] {
-        data.extend_from_slice(part.as_bytes());
+    for part in [user.as_bytes(), password, stamp.as_bytes()] {
+        data.extend_from_slice(part);
         data.push(0);
     }
     // A program that does not read fd 3 gets EPIPE on our side: harmless, its exit decides.

@@ -9,6 +9,11 @@ use crate::reply::Reply;
 
 pub const CANCELLED: Reply = Reply::fixed(501, "5.5.2", "Authentication cancelled");
 pub const BAD_BASE64: Reply = Reply::fixed(501, "5.5.2", "Invalid base64 data");
+pub const BAD_CREDENTIAL_BYTES: Reply = Reply::fixed(
+    501,
+    "5.5.2",
+    "Malformed credentials (NUL byte or a user name that is not UTF-8)",
+);
 pub const BAD_SYNTAX: Reply =
     Reply::fixed(501, "5.5.2", "Syntax: AUTH mechanism [initial-response]");
 pub const UNKNOWN_MECHANISM: Reply = Reply::fixed(504, "5.5.4", "Unrecognized authentication type");
@@ -36,8 +41,9 @@ pub enum Dialogue {
 pub enum Next {
     /// Send the `334` and wait for the client's answer in `Dialogue`.
     Ask(Dialogue, Reply),
-    /// Check these with the checkpassword program.
-    Check { user: String, password: String },
+    /// Check these with the checkpassword program. The password is bytes: checkpassword
+    /// programs compare bytes, and a Latin-1 password must work too.
+    Check { user: String, password: Vec<u8> },
     /// The attempt failed before any check (syntax, base64, cancel, mechanism).
     Fail(Reply),
 }
@@ -73,20 +79,30 @@ pub fn respond(dialogue: Dialogue, line: &[u8]) -> Next {
     match dialogue {
         Dialogue::PlainResponse => plain(line),
         Dialogue::LoginUser => login_user(line),
-        Dialogue::LoginPassword { user } => match decode_text(line) {
+        Dialogue::LoginPassword { user } => match decode_field(line) {
             Ok(password) => Next::Check { user, password },
             Err(r) => Next::Fail(r),
         },
     }
 }
 
-fn decode_text(b64: &[u8]) -> Result<String, Reply> {
+/// One credential field. A NUL would split the `user\0password\0timestamp\0` record that
+/// checkpassword reads, letting the client choose the fields: refused.
+fn decode_field(b64: &[u8]) -> Result<Vec<u8>, Reply> {
     let bytes = base64::decode(b64).map_err(|_| BAD_BASE64)?;
-    String::from_utf8(bytes).map_err(|_| BAD_BASE64)
+    if bytes.contains(&0) {
+        return Err(BAD_CREDENTIAL_BYTES);
+    }
+    Ok(bytes)
+}
+
+/// A user name is logged and kept for the session: it must be text.
+fn decode_user(b64: &[u8]) -> Result<String, Reply> {
+    String::from_utf8(decode_field(b64)?).map_err(|_| BAD_CREDENTIAL_BYTES)
 }
 
 fn login_user(b64: &[u8]) -> Next {
-    match decode_text(b64) {
+    match decode_user(b64) {
         Ok(user) => Next::Ask(Dialogue::LoginPassword { user }, challenge("Password:")),
         Err(r) => Next::Fail(r),
     }
@@ -94,25 +110,28 @@ fn login_user(b64: &[u8]) -> Next {
 
 /// RFC 4616: `authzid NUL authcid NUL password`; `=` alone is an empty response.
 fn plain(b64: &[u8]) -> Next {
-    let text = if b64 == b"=" {
-        String::new()
+    let bytes = if b64 == b"=" {
+        Vec::new()
     } else {
-        match decode_text(b64) {
-            Ok(t) => t,
-            Err(r) => return Next::Fail(r),
+        match base64::decode(b64) {
+            Ok(b) => b,
+            Err(_) => return Next::Fail(BAD_BASE64),
         }
     };
-    let parts: Vec<&str> = text.split('\0').collect();
+    let parts: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
     let [authzid, user, password] = parts[..] else {
-        return Next::Fail(BAD_BASE64);
+        return Next::Fail(BAD_CREDENTIAL_BYTES);
+    };
+    let Ok(user) = std::str::from_utf8(user) else {
+        return Next::Fail(BAD_CREDENTIAL_BYTES);
     };
     // Acting for another identity is not supported: the authzid must be empty or the user.
-    if !authzid.is_empty() && authzid != user {
+    if !authzid.is_empty() && authzid != user.as_bytes() {
         return Next::Fail(FAILED);
     }
     Next::Check {
         user: user.to_string(),
-        password: password.to_string(),
+        password: password.to_vec(),
     }
 }
 
@@ -123,7 +142,7 @@ mod tests {
     fn check(user: &str, password: &str) -> Next {
         Next::Check {
             user: user.into(),
-            password: password.into(),
+            password: password.as_bytes().to_vec(),
         }
     }
 
@@ -178,7 +197,34 @@ mod tests {
         );
         assert_eq!(
             begin(&format!("PLAIN {}", base64::encode(b"no-nuls"))),
-            Next::Fail(BAD_BASE64)
+            Next::Fail(BAD_CREDENTIAL_BYTES)
+        );
+        // A NUL would let the client choose checkpassword's fields.
+        let nul_user = base64::encode(b"alice\0s3cret");
+        assert_eq!(
+            respond(Dialogue::LoginUser, nul_user.as_bytes()),
+            Next::Fail(BAD_CREDENTIAL_BYTES)
+        );
+        let d = Dialogue::LoginPassword {
+            user: "alice".into(),
+        };
+        assert_eq!(
+            respond(d, base64::encode(b"pw\0x").as_bytes()),
+            Next::Fail(BAD_CREDENTIAL_BYTES)
+        );
+    }
+
+    #[test]
+    fn a_latin1_password_is_passed_as_bytes() {
+        let d = Dialogue::LoginPassword {
+            user: "alice".into(),
+        };
+        assert_eq!(
+            respond(d, base64::encode(b"s\xe9cret").as_bytes()),
+            Next::Check {
+                user: "alice".into(),
+                password: b"s\xe9cret".to_vec()
+            }
         );
     }
 }

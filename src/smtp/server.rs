@@ -283,6 +283,16 @@ fn describe(line: CommandLine<'_>) -> String {
             let words: Vec<&[u8]> = l.split(|&b| b == b' ').take(2).collect();
             format!("{} ...", log::escape(&words.join(&b' ')))
         }
+        // A long single word of base64 is most likely an AUTH response sent after a refused
+        // AUTH by a client that did not wait for the 334: never log it (SPEC 8).
+        CommandLine::Line(l) if looks_like_credentials(l) => "(base64 data)".to_string(),
         CommandLine::Line(l) => log::escape(l),
     }
+}
+
+fn looks_like_credentials(line: &[u8]) -> bool {
+    line.len() >= 12
+        && line
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }

@@ -204,13 +204,15 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    fn auth_check(&mut self, user: String, password: String) -> Step {
+    fn auth_check(&mut self, user: String, mut password: Vec<u8>) -> Step {
         let program = self.settings.checkpassword.clone().unwrap_or_default();
         let timeout = match self.settings.timeout {
             Some(t) => t.min(CHECKPASSWORD_TIMEOUT),
             None => CHECKPASSWORD_TIMEOUT,
         };
-        match checkpassword::check(&program, &user, &password, timeout) {
+        let verdict = checkpassword::check(&program, &user, &password, timeout);
+        password.fill(0);
+        match verdict {
             checkpassword::Verdict::Good => {
                 log::line(&format!(
                     "AUTH accepted for user {}",
