@@ -8,6 +8,7 @@
 //!                       tmp/ID left by a crash --forward, after 36 hours--> (removed)
 //! new/ID --forward: all recipients done--> (removed)
 //! new/ID --forward: some left--> tmp/ID' written, fsync, rename over new/ID
+//! new/ID --forward: does not parse--> bad/ID (kept for the operator)
 //! ```
 //!
 //! So a file in `new/` is always complete, and `250` is sent only after the rename into
@@ -173,4 +174,85 @@ pub fn replace(spool: &Spool, target: &Path, contents: &[u8]) -> io::Result<()> 
 /// Mode bits of a path, for tests and diagnostics.
 pub fn mode(path: &Path) -> io::Result<u32> {
     Ok(fs::metadata(path)?.permissions().mode() & 0o7777)
+}
+
+/// `tmp/` files older than this are left by a crash and are removed by forward (SPEC 6).
+pub const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(36 * 3600);
+
+/// Removes the files of `tmp/` last modified more than [`STALE_TMP`] before `now`; returns
+/// their paths. Younger files belong to transactions in progress and are left alone.
+pub fn remove_stale_tmp(spool: &Spool, now: std::time::SystemTime) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(&spool.tmp)? {
+        let path = entry?.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue; // gone meanwhile: committed or aborted
+        };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        if meta.is_file() && age > STALE_TMP && fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes a message file of `new/` whose recipients are all settled, durably (forward).
+pub fn remove(target: &Path) -> io::Result<()> {
+    fs::remove_file(target)?;
+    sync_dir(target.parent().unwrap_or(Path::new(".")))
+}
+
+/// Like [`replace`], for a file too large to hold in memory: `head`, then all of `rest`.
+pub fn replace_streaming(
+    spool: &Spool,
+    target: &Path,
+    head: &[u8],
+    rest: &mut dyn io::Read,
+) -> io::Result<()> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| io::Error::other("no file name"))?;
+    let tmp = spool.tmp.join(name);
+    let result = (|| {
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, f);
+        out.write_all(head)?;
+        io::copy(rest, &mut out)?;
+        let f = out.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        fs::rename(&tmp, target)?;
+        sync_dir(target.parent().unwrap_or(Path::new(".")))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Moves a file of `new/` that does not parse to `$SPOOLDIR/bad/` (created with mode 0700),
+/// where an operator can look at it: never deleted silently (SPEC 7). Returns the new path.
+pub fn quarantine(spool: &Spool, target: &Path) -> io::Result<PathBuf> {
+    let bad = spool.root.join("bad");
+    match DirBuilder::new().mode(0o700).create(&bad) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let name = target
+        .file_name()
+        .ok_or_else(|| io::Error::other("no file name"))?;
+    let to = bad.join(name);
+    fs::rename(target, &to)?;
+    sync_dir(&bad)?;
+    sync_dir(target.parent().unwrap_or(Path::new(".")))?;
+    Ok(to)
 }

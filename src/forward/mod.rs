@@ -1,0 +1,267 @@
+//! forward (SPEC 7): sends everything in `$SPOOLDIR/new` to one host, in one connection,
+//! and removes what the remote accepted. No retry loop of its own: the exit status tells
+//! the invoking loop whether to run it again (`until forward mx; do sleep 300; done`).
+//!
+//! ```text
+//! argv -> Command -> Settings -> Spool -> lock -> queue::scan -> Message::load
+//!      -> client (EHLO, envelope, data) -> Fate per recipient -> remove / rewrite / bounce
+//!      -> Outcome -> exit status (one place: Outcome::exit_code)
+//! ```
+//!
+//! [`client`] is the SMTP client side and knows no spool, [`reply`] its bounded reply
+//! reader; [`queue`] reads message files; [`fate`] turns one transaction's replies into a
+//! [`Fate`] per recipient; [`run`] is one delivery run (lock, passes over the queue, the
+//! file updates); [`bounce`] builds and sends RFC 3464 reports.
+//!
+//! Choices where SPEC 7 is silent:
+//! * a message's age comes from the time stamp in its name (the spool's names start with
+//!   the arrival time in seconds), not the mtime, which a rewrite renews; other names fall
+//!   back to the mtime;
+//! * `-t` sets one timeout for the connect and every reply, the dot included; without it
+//!   the connect and replies get 60 s, the dot 300 s;
+//! * `BODY=` is passed on only when the remote offers 8BITMIME, `SIZE=` (the stored size)
+//!   only when it offers SIZE; 8-bit mail still goes to a server without 8BITMIME, as
+//!   qmail-remote does;
+//! * a bounce that sendmail refuses leaves its recipients queued, so a later run tries
+//!   them (and the report) again;
+//! * mail that arrives during a run goes out on the same connection (up to a few passes);
+//! * a file found during sending to hold a lone dot line before its end goes to `bad/`;
+//! * `--list` takes no lock: it only reads.
+
+pub mod bounce;
+pub mod client;
+pub mod fate;
+pub mod queue;
+pub mod reply;
+pub mod run;
+
+use crate::config::Settings;
+use crate::log;
+use crate::spool::Spool;
+pub use fate::{Fate, Reason};
+use std::time::{Duration, SystemTime};
+
+pub const USAGE: &str =
+    "usage: forward [-h helohost] [-t seconds] host[:port]\n       forward --list";
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Deliver(Options),
+    List,
+}
+
+/// The options of a delivery run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub host: String,
+    pub port: u16,
+    /// `-h`: overrides HELOHOST.
+    pub helohost: Option<String>,
+    /// `-t`: one timeout for the connect and every reply, the dot included.
+    pub timeout: Option<Duration>,
+}
+
+/// A command line that makes no sense (exit 64).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+/// Parses the arguments after the program name.
+pub fn parse_args(args: &[String]) -> Result<Command, UsageError> {
+    let usage = |s: &str| Err(UsageError(s.to_string()));
+    if args.len() == 1 && args[0] == "--list" {
+        return Ok(Command::List);
+    }
+    let (mut helohost, mut timeout, mut rest) = (None, None, args);
+    while let Some(opt) = rest.first().filter(|a| a.starts_with('-')) {
+        if opt == "--" {
+            rest = &rest[1..];
+            break;
+        }
+        let (flag, value, used) = match (opt.get(..2), opt.get(2..)) {
+            (Some(f), Some(v)) if !v.is_empty() => (f, v.to_string(), 1),
+            (Some(f), _) => match rest.get(1) {
+                Some(v) => (f, v.clone(), 2),
+                None => return usage(&format!("{opt} needs a value")),
+            },
+            _ => return usage(&format!("unknown option {opt}")),
+        };
+        match flag {
+            "-h" if !value.is_empty() && !value.contains(char::is_whitespace) => {
+                helohost = Some(value)
+            }
+            "-t" => match value.parse::<u64>() {
+                Ok(n) if n > 0 => timeout = Some(Duration::from_secs(n)),
+                _ => return usage(&format!("-t {value:?}: a positive number of seconds")),
+            },
+            _ => return usage(&format!("unknown option or bad value: {opt} {value:?}")),
+        }
+        rest = &rest[used..];
+    }
+    let [target] = rest else {
+        return usage("one host to send to, and nothing else");
+    };
+    let (host, port) = parse_target(target).ok_or_else(|| {
+        UsageError(format!(
+            "{target:?} is not host, host:port or [address]:port"
+        ))
+    })?;
+    Ok(Command::Deliver(Options {
+        host,
+        port,
+        helohost,
+        timeout,
+    }))
+}
+
+/// `host`, `host:port`, `[v6 address]` or `[v6 address]:port`; the port defaults to 25.
+fn parse_target(t: &str) -> Option<(String, u16)> {
+    let (host, port) = if let Some(v6) = t.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':')?)),
+        }
+    } else {
+        match t.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (t, None),
+        }
+    };
+    let port = match port {
+        None => 25,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0)?,
+    };
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
+/// How a run ended; [`Outcome::exit_code`] is the one place it becomes an exit status.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing left in the queue (all delivered, or permanently failed and reported).
+    QueueEmpty,
+    /// Mail remains: deferred recipients, no connection, a failed bounce or rewrite.
+    MailRemains,
+    /// Another forward holds the lock.
+    Locked,
+    /// The spool could not be used (a log line said why): try again later.
+    SpoolTrouble,
+    Usage(UsageError),
+    Config(String),
+}
+
+impl Outcome {
+    /// SPEC 7 (sysexits): 0, 75 EX_TEMPFAIL, 64 EX_USAGE, 78 EX_CONFIG.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::QueueEmpty => 0,
+            Outcome::MailRemains | Outcome::Locked | Outcome::SpoolTrouble => 75,
+            Outcome::Usage(_) => 64,
+            Outcome::Config(_) => 78,
+        }
+    }
+}
+
+/// The whole program: arguments after the program name in, outcome out.
+pub fn main(args: &[String]) -> Outcome {
+    let command = match parse_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("forward: {}\n{USAGE}", e.0);
+            return Outcome::Usage(e);
+        }
+    };
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => return config_error(e.to_string()),
+    };
+    log::init(
+        "forward",
+        settings.syslog.as_deref(),
+        settings.syslog_socket.as_deref(),
+    );
+    let Some(root) = settings.spooldir.as_deref() else {
+        return config_error("SPOOLDIR is not set: set it to the spool directory".into());
+    };
+    let spool = match Spool::open(root) {
+        Ok(s) => s,
+        Err(e) => return config_error(e),
+    };
+    match command {
+        Command::List => {
+            let stdout = std::io::stdout();
+            match queue::list(&spool, SystemTime::now(), &mut stdout.lock()) {
+                Ok(()) => Outcome::QueueEmpty,
+                Err(e) => {
+                    log::line(&format!("cannot list {}: {e}", root.display()));
+                    Outcome::SpoolTrouble
+                }
+            }
+        }
+        Command::Deliver(options) => run::deliver(&spool, &settings, &options),
+    }
+}
+
+/// SPEC 2: the variable and its value go to stderr, and the exit status is 78.
+fn config_error(msg: String) -> Outcome {
+    eprintln!("forward: {msg}");
+    Outcome::Config(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(parse_args(&args(&["--list"])), Ok(Command::List));
+        let Ok(Command::Deliver(o)) = parse_args(&args(&["-h", "me.example", "-t5", "mx:2525"]))
+        else {
+            panic!()
+        };
+        assert_eq!((o.host.as_str(), o.port), ("mx", 2525));
+        assert_eq!(o.helohost.as_deref(), Some("me.example"));
+        assert_eq!(o.timeout, Some(Duration::from_secs(5)));
+        let Ok(Command::Deliver(o)) = parse_args(&args(&["[::1]:26"])) else {
+            panic!()
+        };
+        assert_eq!((o.host.as_str(), o.port), ("::1", 26));
+        let Ok(Command::Deliver(o)) = parse_args(&args(&["--", "mx.example"])) else {
+            panic!()
+        };
+        assert_eq!((o.host.as_str(), o.port), ("mx.example", 25));
+    }
+
+    #[test]
+    fn bad_command_lines() {
+        for a in [
+            &[][..],
+            &["a", "b"],
+            &["-x", "mx"],
+            &["-t", "0", "mx"],
+            &["-t", "abc", "mx"],
+            &["-t"],
+            &["mx:0"],
+            &["mx:99999"],
+            &["--list", "mx"],
+            &[":25"],
+        ] {
+            assert!(parse_args(&args(a)).is_err(), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Outcome::QueueEmpty.exit_code(), 0);
+        assert_eq!(Outcome::Locked.exit_code(), 75);
+        assert_eq!(Outcome::Usage(UsageError(String::new())).exit_code(), 64);
+        assert_eq!(Outcome::Config(String::new()).exit_code(), 78);
+    }
+}

@@ -1,0 +1,1340 @@
+//! forward (SPEC 7) against real servers: tests/forward_server.py (aiosmtpd, or its raw
+//! mode that records how commands arrived and can misbehave) and Postfix's smtp-sink.
+//! Spool files are written in the spool format directly or stored by the real
+//! smtpfront-spool; bounces are caught by a SENDMAIL script that saves argv and stdin.
+//!
+//! Every run is bounded: forward is killed after RUN_LIMIT, servers when dropped.
+
+mod common;
+use common::{command, free_port, python, run_with_input, scratch, tool, Server, REJECT, SPOOL};
+use smtpfront::spool::format::{Header, Stuffer};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+const FORWARD: &str = env!("CARGO_BIN_EXE_forward");
+const SERVER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward_server.py");
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+/// Names of spool files: they sort by arrival and carry the arrival time (1796000000 is
+/// late November 2026, in the past of these tests; 1000000000 is 2001).
+const OLD: &str = "1796000000.000001.1.0";
+const OLDER: &str = "1795999000.000001.1.0";
+const ANCIENT: &str = "1000000000.000001.1.0";
+
+// ------------------------------------------------------------------------ the remote
+
+/// tests/forward_server.py on a free port; killed when dropped.
+struct Remote {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+}
+
+/// What the remote accepted: its envelope lines and the exact message bytes.
+#[derive(Debug)]
+struct Received {
+    envelope: String,
+    data: Vec<u8>,
+}
+
+impl Remote {
+    /// `config`: extra JSON members, e.g. `"mode": "raw", "pipelining": false`.
+    fn start(config: &str) -> Option<Remote> {
+        let py = python()?;
+        let out = scratch("forward-remote");
+        let sep = if config.is_empty() { "" } else { ", " };
+        let json = format!("{{\"outdir\": {:?}{sep}{config}}}", out.to_str().unwrap());
+        let mut child = command(py, &[])
+            .arg(SERVER_PY)
+            .arg(json)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start forward_server.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("forward_server.py said {line:?}"))
+            .parse()
+            .unwrap();
+        Some(Remote { child, port, out })
+    }
+
+    fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        let mut names: Vec<String> = fs::read_dir(&self.out)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().ok())
+            .filter(|n| n.starts_with("msg-") && n.ends_with(".eml"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|n| {
+                let base = n.strip_suffix(".eml").unwrap();
+                Received {
+                    envelope: fs::read_to_string(self.out.join(format!("{base}.env"))).unwrap(),
+                    data: fs::read(self.out.join(n)).unwrap(),
+                }
+            })
+            .collect()
+    }
+
+    /// Raw mode: each connection's reads, in order (CR and LF shown as `\r`, `\n`).
+    fn reads(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for n in 1.. {
+            let Ok(t) = fs::read_to_string(self.out.join(format!("transcript-{n}.txt"))) else {
+                break;
+            };
+            all.extend(t.lines().map(str::to_string));
+        }
+        all
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------------------------ the spool
+
+/// A spool directory with new/ and tmp/, and a SENDMAIL script that saves each bounce in
+/// bounces/ (argv one `[arg]` a line, stdin) and exits with the number in sendmail-exit.
+fn spool_dir(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    for d in ["new", "tmp", "bounces"] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let script = format!(
+        "#!/bin/sh\nd={0}/bounces\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\"; done > $d/$$.argv\n\
+         cat > $d/$$.msg\nexit $(cat {0}/sendmail-exit 2>/dev/null || echo 0)\n",
+        dir.display()
+    );
+    fs::write(dir.join("sendmail"), script).unwrap();
+    fs::set_permissions(dir.join("sendmail"), fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// The stored (dot-stuffed) form of `message`.
+fn stuffed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = Stuffer::default();
+    let mut push = |b: &[u8]| -> Result<(), ()> {
+        out.extend_from_slice(b);
+        Ok(())
+    };
+    s.stuff(message, &mut push).unwrap();
+    s.finish(&mut push).unwrap();
+    out
+}
+
+/// Writes `new/ID` in the spool format; returns its bytes.
+fn put(dir: &Path, id: &str, sender: &str, rcpts: &[&str], message: &[u8]) -> Vec<u8> {
+    let header = Header {
+        helo: "client.test".into(),
+        sender: sender.into(),
+        body: Some("8BITMIME".into()),
+        recipients: rcpts.iter().map(|r| r.to_string()).collect(),
+    };
+    let mut file = header.render();
+    file.extend_from_slice(&stuffed(message));
+    fs::write(dir.join("new").join(id), &file).unwrap();
+    file
+}
+
+fn queue(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir.join("new"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn file(dir: &Path, id: &str) -> Vec<u8> {
+    fs::read(dir.join("new").join(id)).unwrap()
+}
+
+/// Each bounce: (argv, message).
+fn bounces(dir: &Path) -> Vec<(String, String)> {
+    let mut names: Vec<PathBuf> = fs::read_dir(dir.join("bounces"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "msg"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            let argv = fs::read_to_string(p.with_extension("argv")).unwrap();
+            (argv, fs::read_to_string(p).unwrap())
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------ forward
+
+struct Ran {
+    code: i32,
+    out: String,
+    log: String,
+    took: Duration,
+}
+
+fn forward(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Ran {
+    let d = dir.to_str().unwrap();
+    let sendmail = format!("{d}/sendmail");
+    let mut all = vec![
+        ("SPOOLDIR", d),
+        ("SENDMAIL", sendmail.as_str()),
+        ("HELOHOST", "relay.test"),
+    ];
+    all.extend_from_slice(env);
+    run(command(FORWARD, &all).args(args))
+}
+
+/// Runs `cmd` to its end (its output read as it comes); killed and failed after RUN_LIMIT.
+fn run(cmd: &mut std::process::Command) -> Ran {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let log = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} ran longer than {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ran {
+        code: status.code().unwrap_or(-1),
+        out: out.join().unwrap(),
+        log: log.join().unwrap(),
+        took: started.elapsed(),
+    }
+}
+
+fn assert_contains(hay: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(hay.contains(n), "{n:?} missing in:\n{hay}");
+    }
+}
+
+/// A DSN of SPEC 7 / RFC 3464 for `rcpt` with `status` and `diagnostic`, to `sender`.
+fn assert_dsn(bounce: &(String, String), sender: &str, rcpt: &str, status: &str, diag: &str) {
+    let (argv, msg) = bounce;
+    assert_eq!(argv, &format!("[-i]\n[-f]\n[]\n[--]\n[{sender}]\n"));
+    assert_contains(
+        msg,
+        &[
+            &format!("To: <{sender}>\n"),
+            "Content-Type: multipart/report; report-type=delivery-status;",
+            "Content-Type: text/plain",
+            "Content-Type: message/delivery-status\n",
+            "Reporting-MTA: dns; relay.test\n",
+            "Arrival-Date: ",
+            &format!("Final-Recipient: rfc822; {rcpt}\nAction: failed\nStatus: {status}\n"),
+            &format!("Diagnostic-Code: {diag}"),
+            "Content-Type: text/rfc822-headers\n",
+            "Subject: ",
+        ],
+    );
+    let boundary = msg
+        .split("boundary=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert_eq!(msg.matches(&format!("--{boundary}\n")).count(), 3, "{msg}");
+    assert!(msg.ends_with(&format!("--{boundary}--\n")), "{msg}");
+}
+
+fn message(subject: &str, body: &str) -> Vec<u8> {
+    format!("From: s@example.net\r\nSubject: {subject}\r\n\r\n{body}").into_bytes()
+}
+
+// ------------------------------------------------------------------------ delivery
+
+/// Everything delivered, oldest first, byte for byte: two files written in the spool
+/// format and one stored by the real smtpfront-spool through pipes. The queue ends empty.
+#[test]
+fn all_delivered_oldest_first_byte_for_byte() {
+    let Some(remote) = Remote::start("") else {
+        return;
+    };
+    let dir = spool_dir("fw-all");
+    let first = message(
+        "first",
+        ".leading dot\r\n..two dots\r\n.\r\n8-bit: \u{e9}t\u{e9}\r\n",
+    );
+    put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test", "b@x.test"],
+        &first,
+    );
+    let second = message("second", "");
+    put(&dir, OLDER, "t@example.net", &["c@x.test"], &second);
+    let d = dir.to_str().unwrap();
+    let stored = run_with_input(
+        SPOOL,
+        &[("SPOOLDIR", d), ("RELAYCLIENT", "")],
+        b"EHLO c.test\r\nMAIL FROM:<u@example.net>\r\nRCPT TO:<d@x.test>\r\nDATA\r\n\
+          Subject: third\r\n\r\n..stuffed by the client\r\n.\r\nQUIT\r\n",
+    );
+    assert!(String::from_utf8_lossy(&stored.stdout).contains("queued as"));
+    assert_eq!(queue(&dir).len(), 3);
+
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty(), "{}", ran.log);
+    let got = remote.received();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].data, second, "the older file goes first");
+    let size = stuffed(&second).len();
+    assert_eq!(
+        got[0].envelope,
+        format!("HELO relay.test\nMAIL t@example.net SIZE={size} BODY=8BITMIME\nRCPT c@x.test\n")
+    );
+    assert_eq!(got[1].data, first);
+    assert!(got[1].envelope.ends_with("RCPT a@x.test\nRCPT b@x.test\n"));
+    let third = String::from_utf8(got[2].data.clone()).unwrap();
+    assert!(third.starts_with("Received: from c.test"), "{third}");
+    assert!(
+        third.ends_with("\r\nSubject: third\r\n\r\n.stuffed by the client\r\n"),
+        "{third}"
+    );
+    assert_contains(
+        &ran.log,
+        &["forward[", "to <a@x.test>: delivered: 250", "removed"],
+    );
+    assert!(bounces(&dir).is_empty());
+}
+
+/// 250, 550 and 451 for three recipients: the file is rewritten with only the 451 one, the
+/// sender gets a DSN for the 550 one, exit 75; the next run delivers the rest.
+#[test]
+fn mixed_replies_rewrite_bounce_and_retry() {
+    let rcpt = r#""rcpt": {"bad@x.test": "550 5.1.1 No such user", "later@x.test": "451 4.2.0 Mailbox busy"}"#;
+    let Some(remote) = Remote::start(rcpt) else {
+        return;
+    };
+    let dir = spool_dir("fw-mixed");
+    let msg = message("mixed", "body\r\n");
+    let before = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["ok@x.test", "bad@x.test", "later@x.test"],
+        &msg,
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    let got = remote.received();
+    assert_eq!(got.len(), 1);
+    let size = stuffed(&msg).len();
+    let mail = format!("MAIL s@example.net SIZE={size} BODY=8BITMIME\nRCPT ok@x.test\n");
+    assert!(got[0].envelope.ends_with(&mail), "{:?}", got[0]);
+    assert_eq!(got[0].data, msg);
+
+    let after = file(&dir, OLD);
+    let (header, data) = Header::parse(&after).unwrap();
+    assert_eq!(header.recipients, ["later@x.test"]);
+    assert_eq!(header.sender, "s@example.net");
+    assert!(before.ends_with(data));
+    assert_eq!(
+        fs::metadata(dir.join("new").join(OLD))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let b = bounces(&dir);
+    assert_eq!(b.len(), 1);
+    assert_dsn(
+        &b[0],
+        "s@example.net",
+        "bad@x.test",
+        "5.1.1",
+        "smtp; 550 5.1.1 No such user",
+    );
+    assert!(!b[0].1.contains("Final-Recipient: rfc822; later@x.test"));
+    assert!(!b[0].1.contains("Final-Recipient: rfc822; ok@x.test"));
+    assert_contains(
+        &ran.log,
+        &[
+            "to <ok@x.test>: delivered: 250",
+            "to <bad@x.test>: bounced: 550 5.1.1 No such user",
+            "to <later@x.test>: deferred: 451 4.2.0 Mailbox busy",
+            "rewritten",
+        ],
+    );
+    drop(remote);
+
+    let Some(remote) = Remote::start("") else {
+        return;
+    };
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    let got = remote.received();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].envelope.ends_with("\nRCPT later@x.test\n"),
+        "{:?}",
+        got[0]
+    );
+    assert_eq!(bounces(&dir).len(), 1, "no second bounce");
+}
+
+/// 451 at the dot: every file kept as it was, exit 75, no bounce.
+#[test]
+fn temporary_failure_at_the_dot_keeps_everything() {
+    let Some(remote) = Remote::start(r#""dot": "451 4.3.0 Try again later""#) else {
+        return;
+    };
+    let dir = spool_dir("fw-dot451");
+    let a = put(
+        &dir,
+        OLDER,
+        "s@example.net",
+        &["a@x.test"],
+        &message("a", "x\r\n"),
+    );
+    let b = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["b@x.test", "c@x.test"],
+        &message("b", "y\r\n"),
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!((file(&dir, OLDER), file(&dir, OLD)), (a, b));
+    assert!(remote.received().is_empty());
+    assert!(bounces(&dir).is_empty());
+    assert_contains(
+        &ran.log,
+        &["to <c@x.test>: deferred: 451 4.3.0 Try again later", "kept"],
+    );
+}
+
+/// A 5xx at the dot bounces every accepted recipient and removes the file.
+#[test]
+fn permanent_failure_at_the_dot_bounces_all() {
+    let Some(remote) = Remote::start(r#""dot": "554 5.6.0 Content rejected""#) else {
+        return;
+    };
+    let dir = spool_dir("fw-dot554");
+    put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test", "b@x.test"],
+        &message("rejected", "x\r\n"),
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    let b = bounces(&dir);
+    assert_eq!(b.len(), 1, "one report for both recipients");
+    assert_dsn(
+        &b[0],
+        "s@example.net",
+        "a@x.test",
+        "5.6.0",
+        "smtp; 554 5.6.0 Content rejected",
+    );
+    assert_dsn(
+        &b[0],
+        "s@example.net",
+        "b@x.test",
+        "5.6.0",
+        "smtp; 554 5.6.0 Content rejected",
+    );
+}
+
+// ------------------------------------------------------------------------ no delivery
+
+/// 554 at the greeting: nothing sent, nothing changed, exit 75 (QUIT sent politely); a
+/// message older than QUEUELIFETIME is bounced with the greeting and removed.
+#[test]
+fn greeting_554_keeps_mail_and_expires_old_mail() {
+    let Some(remote) = Remote::start(r#""mode": "raw", "greeting": "554 5.3.2 Not now""#) else {
+        return;
+    };
+    let dir = spool_dir("fw-greeting");
+    let young = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("young", "x\r\n"),
+    );
+    put(
+        &dir,
+        ANCIENT,
+        "s@example.net",
+        &["b@x.test"],
+        &message("old", "x\r\n"),
+    );
+    let ran = forward(&dir, &[("QUEUELIFETIME", "864000")], &[&remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!(queue(&dir), [OLD]);
+    assert_eq!(file(&dir, OLD), young);
+    assert!(remote.received().is_empty());
+    let b = bounces(&dir);
+    assert_eq!(b.len(), 1);
+    assert_dsn(
+        &b[0],
+        "s@example.net",
+        "b@x.test",
+        "4.4.7",
+        "smtp; 554 5.3.2 Not now",
+    );
+    assert_contains(
+        &ran.log,
+        &["greeting: 554 5.3.2 Not now", "to <b@x.test>: expired"],
+    );
+    assert_eq!(remote.reads(), ["QUIT\\r\\n"]);
+}
+
+/// Nobody listening: exit 75 at once, nothing changed, no bounce.
+#[test]
+fn connection_refused_changes_nothing() {
+    let dir = spool_dir("fw-refused");
+    let before = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("x", "x\r\n"),
+    );
+    let port = free_port();
+    let ran = forward(&dir, &[], &[&format!("127.0.0.1:{port}")]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!(file(&dir, OLD), before);
+    assert!(bounces(&dir).is_empty());
+    assert_contains(
+        &ran.log,
+        &[
+            &format!("127.0.0.1:{port}: cannot connect"),
+            "deferred",
+            "kept",
+        ],
+    );
+}
+
+/// QUEUELIFETIME=1 and the host unreachable: the old message is bounced (4.4.7, with the
+/// reason) and removed; nothing left, so exit 0.
+#[test]
+fn expired_message_while_unreachable_is_bounced_and_removed() {
+    let dir = spool_dir("fw-expired");
+    put(
+        &dir,
+        ANCIENT,
+        "s@example.net",
+        &["a@x.test", "b@x.test"],
+        &message("old", "x\r\n"),
+    );
+    let port = free_port();
+    let ran = forward(
+        &dir,
+        &[("QUEUELIFETIME", "1")],
+        &[&format!("127.0.0.1:{port}")],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    let b = bounces(&dir);
+    assert_eq!(b.len(), 1);
+    assert_dsn(
+        &b[0],
+        "s@example.net",
+        "a@x.test",
+        "4.4.7",
+        "X-forward; 127.0.0.1:",
+    );
+    assert_dsn(
+        &b[0],
+        "s@example.net",
+        "b@x.test",
+        "4.4.7",
+        "X-forward; 127.0.0.1:",
+    );
+    assert_contains(
+        &b[0].1,
+        &[
+            "Subject: old\n",
+            "Arrival-Date: Sun, 9 Sep 2001 01:46:40 +0000",
+        ],
+    );
+    assert_contains(
+        &ran.log,
+        &[
+            "to <a@x.test>: expired",
+            "bounce sent to <s@example.net>",
+            "removed",
+        ],
+    );
+}
+
+/// The connection closed in the middle of DATA: nothing removed, exit 75.
+#[test]
+fn connection_closed_mid_data_removes_nothing() {
+    let Some(remote) = Remote::start(r#""mode": "raw", "close_in_data": true"#) else {
+        return;
+    };
+    let dir = spool_dir("fw-middata");
+    let a = put(
+        &dir,
+        OLDER,
+        "s@example.net",
+        &["a@x.test"],
+        &message("a", "x\r\ny\r\n"),
+    );
+    let b = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["b@x.test"],
+        &message("b", "z\r\n"),
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!((file(&dir, OLDER), file(&dir, OLD)), (a, b));
+    assert!(bounces(&dir).is_empty());
+    assert_contains(
+        &ran.log,
+        &["connection given up", "to <b@x.test>: deferred"],
+    );
+}
+
+/// The remote stops answering after the message: `-t 2` gives up in about 2 s, exit 75,
+/// nothing removed.
+#[test]
+fn silent_remote_times_out() {
+    let Some(remote) = Remote::start(r#""mode": "raw", "hang_at": "dot""#) else {
+        return;
+    };
+    let dir = spool_dir("fw-silent");
+    let a = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("a", "x\r\n"),
+    );
+    let ran = forward(&dir, &[], &["-t", "2", &remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert!(ran.took < Duration::from_secs(15), "{:?}", ran.took);
+    assert_eq!(file(&dir, OLD), a);
+    assert_contains(
+        &ran.log,
+        &["timeout waiting for the reply to the final dot"],
+    );
+}
+
+/// A remote that sends an endless reply line, or endless reply lines: the bounded reader
+/// gives up (4096 bytes a line, 100 lines a reply), nothing changes, exit 75.
+#[test]
+fn endless_replies_are_cut_off() {
+    for (greeting, expected) in [
+        (
+            format!("220 {}", "x".repeat(1 << 20)),
+            "reply line longer than 4096 bytes",
+        ),
+        (
+            "220-more\r\n".repeat(10_000),
+            "reply of more than 100 lines",
+        ),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::Write;
+            let (mut conn, _) = listener.accept().unwrap();
+            let _ = conn.write_all(greeting.as_bytes());
+        });
+        let dir = spool_dir("fw-endless");
+        let before = put(
+            &dir,
+            OLD,
+            "s@example.net",
+            &["a@x.test"],
+            &message("m", "x\r\n"),
+        );
+        let ran = forward(&dir, &[], &[&format!("127.0.0.1:{port}")]);
+        assert_eq!(ran.code, 75, "{}", ran.log);
+        assert_eq!(file(&dir, OLD), before);
+        assert_contains(&ran.log, &[expected]);
+        server.join().unwrap();
+    }
+}
+
+/// PIPELINING offered: MAIL, every RCPT and DATA in one write; RSET between messages.
+#[test]
+fn pipelining_sends_the_envelope_in_one_write() {
+    let Some(remote) = Remote::start(r#""mode": "raw""#) else {
+        return;
+    };
+    let dir = spool_dir("fw-pipe");
+    put(
+        &dir,
+        OLDER,
+        "s@example.net",
+        &["a@x.test", "b@x.test", "c@x.test"],
+        &message("a", "x\r\n"),
+    );
+    put(&dir, OLD, "", &["d@x.test"], &message("b", "y\r\n"));
+    let ran = forward(&dir, &[], &["-h", "me.test", &remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    let size = stuffed(&message("a", "x\r\n")).len();
+    assert_eq!(
+        remote.reads(),
+        [
+            "EHLO me.test\\r\\n".to_string(),
+            format!(
+                "MAIL FROM:<s@example.net> SIZE={size} BODY=8BITMIME\\r\\nRCPT TO:<a@x.test>\\r\\n\
+                 RCPT TO:<b@x.test>\\r\\nRCPT TO:<c@x.test>\\r\\nDATA\\r\\n"
+            ),
+            "RSET\\r\\n".to_string(),
+            format!(
+                "MAIL FROM:<> SIZE={size} BODY=8BITMIME\\r\\nRCPT TO:<d@x.test>\\r\\nDATA\\r\\n"
+            ),
+            "QUIT\\r\\n".to_string(),
+        ]
+    );
+    assert_eq!(remote.received().len(), 2);
+}
+
+/// Many recipients are pipelined in groups of 100 (RFC 2920 3.1: no deadlock when both
+/// socket buffers fill), DATA in the last group.
+#[test]
+fn pipelining_many_recipients_in_groups() {
+    let Some(remote) = Remote::start(r#""mode": "raw""#) else {
+        return;
+    };
+    let dir = spool_dir("fw-groups");
+    let rcpts: Vec<String> = (0..250).map(|i| format!("r{i}@x.test")).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &rcpts,
+        &message("many", "x\r\n"),
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    let reads = remote.reads();
+    let counts: Vec<(usize, bool, bool)> = reads
+        .iter()
+        .map(|r| {
+            (
+                r.matches("RCPT TO:").count(),
+                r.contains("MAIL"),
+                r.contains("DATA"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (0, false, false),
+            (100, true, false),
+            (100, false, false),
+            (50, false, true),
+            (0, false, false)
+        ]
+    );
+    assert_eq!(remote.received()[0].envelope.matches("RCPT ").count(), 250);
+}
+
+/// Without PIPELINING, one command at a time.
+#[test]
+fn without_pipelining_one_command_per_write() {
+    let Some(remote) = Remote::start(r#""mode": "raw", "pipelining": false"#) else {
+        return;
+    };
+    let dir = spool_dir("fw-nopipe");
+    let msg = message("a", "x\r\n");
+    put(&dir, OLD, "s@example.net", &["a@x.test", "b@x.test"], &msg);
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    let reads = remote.reads();
+    assert_eq!(reads.len(), 6, "{reads:?}");
+    assert!(
+        reads[1].starts_with("MAIL FROM:<s@example.net> SIZE="),
+        "{reads:?}"
+    );
+    assert_eq!(
+        reads[2..],
+        [
+            "RCPT TO:<a@x.test>\\r\\n",
+            "RCPT TO:<b@x.test>\\r\\n",
+            "DATA\\r\\n",
+            "QUIT\\r\\n"
+        ]
+    );
+    let got = remote.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, msg);
+}
+
+/// EHLO refused with 502: HELO, and neither SIZE nor BODY (no extensions known).
+#[test]
+fn helo_when_ehlo_is_refused() {
+    let Some(remote) = Remote::start(r#""mode": "raw", "ehlo": false"#) else {
+        return;
+    };
+    let dir = spool_dir("fw-helo");
+    put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("a", "x\r\n"),
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    let reads = remote.reads();
+    assert_eq!(
+        reads[..3],
+        [
+            "EHLO relay.test\\r\\n",
+            "HELO relay.test\\r\\n",
+            "MAIL FROM:<s@example.net>\\r\\n"
+        ]
+    );
+    assert_eq!(
+        remote.received()[0].envelope,
+        "HELO relay.test\nMAIL s@example.net\nRCPT a@x.test\n"
+    );
+}
+
+// ------------------------------------------------------------------------ bounces
+
+/// SPEC 7: never a bounce to a null sender; the failed recipient is dropped with a log line.
+#[test]
+fn null_sender_bounce_is_dropped() {
+    let Some(remote) = Remote::start(r#""rcpt": {"bad@x.test": "550 5.1.1 No such user"}"#) else {
+        return;
+    };
+    let dir = spool_dir("fw-null");
+    put(
+        &dir,
+        OLD,
+        "",
+        &["bad@x.test"],
+        &message("a bounce", "x\r\n"),
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    assert!(bounces(&dir).is_empty());
+    assert_contains(
+        &ran.log,
+        &[
+            "to <bad@x.test>: bounced: 550",
+            "null sender: no bounce sent",
+            "removed",
+        ],
+    );
+}
+
+/// sendmail failing: the failed recipient stays queued (the delivered one does not), exit 75.
+#[test]
+fn failed_sendmail_keeps_the_bounced_recipient() {
+    let Some(remote) = Remote::start(r#""rcpt": {"bad@x.test": "550 5.1.1 No such user"}"#) else {
+        return;
+    };
+    let dir = spool_dir("fw-sendmail-fails");
+    fs::write(dir.join("sendmail-exit"), "1").unwrap();
+    put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["ok@x.test", "bad@x.test"],
+        &message("m", "x\r\n"),
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    let after = file(&dir, OLD);
+    assert_eq!(Header::parse(&after).unwrap().0.recipients, ["bad@x.test"]);
+    assert_eq!(remote.received().len(), 1);
+    assert_contains(
+        &ran.log,
+        &["bounce to <s@example.net> not sent: sendmail failed"],
+    );
+}
+
+// ------------------------------------------------------------------------ the spool
+
+/// A file that does not parse (garbage, or incomplete: no final dot) goes to bad/ with a
+/// log line; the run goes on and the good message is delivered.
+#[test]
+fn unparsable_files_go_to_bad() {
+    let Some(remote) = Remote::start("") else {
+        return;
+    };
+    let dir = spool_dir("fw-bad");
+    fs::write(dir.join("new").join(OLDER), b"garbage\r\n").unwrap();
+    let mut incomplete = put(&dir, ANCIENT, "s@example.net", &["a@x.test"], b"x\r\n");
+    incomplete.truncate(incomplete.len() - 3);
+    fs::write(dir.join("new").join(ANCIENT), &incomplete).unwrap();
+    put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("good", "x\r\n"),
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    assert_eq!(
+        fs::read(dir.join("bad").join(OLDER)).unwrap(),
+        b"garbage\r\n"
+    );
+    assert_eq!(fs::read(dir.join("bad").join(ANCIENT)).unwrap(), incomplete);
+    assert_eq!(
+        fs::metadata(dir.join("bad")).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(remote.received().len(), 1);
+    assert_contains(&ran.log, &[&format!("{OLDER}: unparsable"), "moved to"]);
+}
+
+/// A file with a lone dot line inside the message would end DATA early and turn the rest
+/// into commands: it is never sent past that line, the connection is given up, and the file
+/// goes to bad/. The next run delivers the message behind it.
+#[test]
+fn lone_dot_inside_a_file_is_never_sent() {
+    let Some(remote) = Remote::start(r#""mode": "raw""#) else {
+        return;
+    };
+    let dir = spool_dir("fw-lonedot");
+    let mut bad = Header {
+        helo: "client.test".into(),
+        sender: "s@example.net".into(),
+        body: None,
+        recipients: vec!["a@x.test".into()],
+    }
+    .render();
+    bad.extend_from_slice(b"Subject: x\r\n\r\nbefore\r\n.\r\nRSET\r\nMAIL FROM:<evil@x>\r\n.\r\n");
+    fs::write(dir.join("new").join(OLDER), &bad).unwrap();
+    put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["b@x.test"],
+        &message("good", "x\r\n"),
+    );
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!(fs::read(dir.join("bad").join(OLDER)).unwrap(), bad);
+    assert_eq!(queue(&dir), [OLD]);
+    assert!(
+        !remote.reads().iter().any(|r| r.contains("evil")),
+        "{:?}",
+        remote.reads()
+    );
+    assert!(remote.received().is_empty());
+    assert_contains(&ran.log, &["not properly dot-stuffed", "moved to"]);
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert_eq!(remote.received().len(), 1);
+}
+
+/// tmp/ files older than 36 hours are removed at the start of a run; younger ones stay.
+#[test]
+fn stale_tmp_files_are_removed() {
+    let dir = spool_dir("fw-stale");
+    let stale = dir.join("tmp").join("1790000000.000001.7.0");
+    let young = dir.join("tmp").join("1796000000.000001.7.0");
+    fs::write(&stale, b"half").unwrap();
+    fs::write(&young, b"in progress").unwrap();
+    let f = fs::File::options().write(true).open(&stale).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(37 * 3600))
+        .unwrap();
+    let ran = forward(&dir, &[], &[&format!("127.0.0.1:{}", free_port())]);
+    assert_eq!(ran.code, 0, "an empty queue: {}", ran.log);
+    assert!(!stale.exists());
+    assert!(young.exists());
+    assert_contains(&ran.log, &["removed stale"]);
+}
+
+/// `--list`: a line per message (id, age, size, sender, count, recipients), then totals.
+#[test]
+fn list_shows_the_queue() {
+    let dir = spool_dir("fw-list");
+    let a = message("a", "x\r\n");
+    put(&dir, OLDER, "s@example.net", &["a@x.test", "b@x.test"], &a);
+    put(&dir, OLD, "", &["c@x.test"], &message("b", ""));
+    fs::write(dir.join("new").join("1796000001.000001.1.0"), b"garbage").unwrap();
+    let ran = forward(&dir, &[], &["--list"]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    let lines: Vec<&str> = ran.out.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", ran.out);
+    let (sa, sb) = (stuffed(&a).len(), stuffed(&message("b", "")).len());
+    let fields: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(fields[0], OLDER);
+    assert!(
+        fields[1].contains('h') || fields[1].contains('d'),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        fields[2..],
+        [
+            &sa.to_string(),
+            "<s@example.net>",
+            "2",
+            "<a@x.test>",
+            "<b@x.test>"
+        ]
+    );
+    assert!(
+        lines[1].starts_with(OLD) && lines[1].ends_with(&format!(" {sb} <> 1 <c@x.test>")),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("1796000001.000001.1.0 unparsable"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(
+        lines[3],
+        format!("2 messages, {} bytes, 3 recipients, 1 unparsable", sa + sb)
+    );
+    assert!(
+        dir.join("new").join("1796000001.000001.1.0").exists(),
+        "--list changes nothing"
+    );
+}
+
+// ------------------------------------------------------------------------ the lock
+
+/// The lock held (here by the test): exit 75 at once, nothing sent.
+#[test]
+fn lock_held_exits_at_once() {
+    let Some(remote) = Remote::start("") else {
+        return;
+    };
+    let dir = spool_dir("fw-locked");
+    let before = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("m", "x\r\n"),
+    );
+    let lock = fs::File::create(dir.join("lock")).unwrap();
+    lock.try_lock().unwrap();
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert!(ran.took < Duration::from_secs(5));
+    assert_eq!(file(&dir, OLD), before);
+    assert!(remote.received().is_empty());
+    assert_contains(&ran.log, &["another forward is running"]);
+}
+
+/// Two forwards at once: the second exits 75 while the first delivers; nothing twice.
+#[test]
+fn two_forwards_at_once_send_nothing_twice() {
+    let Some(remote) = Remote::start(r#""mode": "raw", "dot_delay": 2"#) else {
+        return;
+    };
+    let dir = spool_dir("fw-two");
+    put(
+        &dir,
+        OLDER,
+        "s@example.net",
+        &["a@x.test"],
+        &message("a", "x\r\n"),
+    );
+    put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["b@x.test"],
+        &message("b", "x\r\n"),
+    );
+    let target = remote.target();
+    let first = {
+        let dir = dir.clone();
+        std::thread::spawn(move || forward(&dir, &[], &[&target]))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !remote.reads().iter().any(|r| r.contains("DATA")) {
+        assert!(
+            Instant::now() < deadline,
+            "the first forward never sent DATA"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(second.code, 75, "{}", second.log);
+    assert!(second.took < Duration::from_secs(2), "{:?}", second.took);
+    let first = first.join().unwrap();
+    assert_eq!(first.code, 0, "{}", first.log);
+    assert!(queue(&dir).is_empty());
+    assert_eq!(remote.received().len(), 2);
+}
+
+// ------------------------------------------------------------------------ exit statuses
+
+#[test]
+fn usage_errors_exit_64() {
+    let dir = spool_dir("fw-usage");
+    for args in [
+        &[][..],
+        &["-t", "soon", "mx"],
+        &["-x", "mx"],
+        &["a", "b"],
+        &["mx:port"],
+    ] {
+        let ran = forward(&dir, &[], args);
+        assert_eq!(ran.code, 64, "{args:?}: {}", ran.log);
+        assert_contains(&ran.log, &["usage: forward"]);
+    }
+}
+
+#[test]
+fn configuration_errors_exit_78_naming_variable_and_value() {
+    let dir = spool_dir("fw-config");
+    for (var, value) in [
+        ("QUEUELIFETIME", "a week"),
+        ("SYSLOG", "mial"),
+        ("SPOOLDIR", "/nonexistent/spool"),
+    ] {
+        let ran = forward(&dir, &[(var, value)], &["--list"]);
+        assert_eq!(ran.code, 78, "{var}={value}: {}", ran.log);
+        assert_contains(&ran.log, &[var, value]);
+    }
+    let ran = run(command(FORWARD, &[]).arg("mx.example"));
+    assert_eq!(ran.code, 78, "{}", ran.log);
+    assert_contains(&ran.log, &["SPOOLDIR is not set"]);
+}
+
+// ------------------------------------------------------------------------ other servers
+
+/// Postfix's smtp-sink (PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES) takes everything.
+#[test]
+fn smtp_sink_takes_everything() {
+    let Some(sink) = tool("smtp-sink") else {
+        return;
+    };
+    let dir = spool_dir("fw-sink");
+    let dumps = dir.join("dumps");
+    fs::create_dir_all(&dumps).unwrap();
+    fs::set_permissions(&dumps, fs::Permissions::from_mode(0o777)).unwrap();
+    for i in 0..5 {
+        let id = format!("179600000{i}.000001.1.0");
+        let rcpts = ["a@x.test", "b@x.test", "c@x.test"];
+        put(
+            &dir,
+            &id,
+            "s@example.net",
+            &rcpts[..=i % 3],
+            &message(&format!("sink {i}"), ".x\r\n"),
+        );
+    }
+    let port = free_port();
+    let mut cmd = command(sink, &[]);
+    if run(command("id", &[]).arg("-u")).out.trim() == "0" {
+        cmd.args(["-u", "nobody"]); // smtp-sink refuses to run as root without it
+    }
+    let template = format!("{}/%H%M%S.", dumps.display());
+    let child = cmd
+        .args(["-d", &template, &format!("127.0.0.1:{port}"), "10"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _sink = Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "smtp-sink did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ran = forward(&dir, &[], &[&format!("127.0.0.1:{port}")]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    assert_eq!(
+        ran.log.matches(": delivered: 250").count(),
+        1 + 2 + 3 + 1 + 2
+    );
+    assert_eq!(fs::read_dir(&dumps).unwrap().count(), 5);
+}
+
+/// The whole chain: swaks -> tcpserver -> smtpfront-reject -> smtpfront-spool -> forward ->
+/// aiosmtpd. 50 messages of varied size and content arrive once each, identical to what was
+/// sent after the 3 lines of the Received header smtpfront-spool adds.
+#[test]
+fn end_to_end_fifty_messages() {
+    let (Some(swaks), Some(remote)) = (tool("swaks"), Remote::start("")) else {
+        return;
+    };
+    let dir = spool_dir("fw-e2e");
+    let d = dir.to_str().unwrap();
+    let env = [("SPOOLDIR", d), ("RELAYCLIENT", "")];
+    let Some(server) = Server::start_with(&[REJECT, SPOOL], &env, &["-c", "10", "-l", "mx.test"])
+    else {
+        return;
+    };
+    let messages: Vec<Vec<u8>> = (0..50).map(e2e_message).collect();
+    let files: Vec<PathBuf> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let p = dir.join(format!("m{i}.eml"));
+            // swaks ends the data with CRLF . CRLF itself: the file holds no last line end.
+            fs::write(&p, m.strip_suffix(b"\r\n").unwrap()).unwrap();
+            p
+        })
+        .collect();
+    let port = server.port.to_string();
+    std::thread::scope(|s| {
+        for chunk in files.chunks(10) {
+            let (swaks, port) = (&swaks, &port);
+            s.spawn(move || {
+                for f in chunk {
+                    let ran = run(command(swaks, &[])
+                        .args([
+                            "--server",
+                            &format!("127.0.0.1:{port}"),
+                            "--helo",
+                            "client.test",
+                        ])
+                        .args([
+                            "--from",
+                            "a@example.net",
+                            "--to",
+                            "b@example.com",
+                            "--timeout",
+                            "30",
+                        ])
+                        .args(["--data", &format!("@{}", f.display()), "--suppress-data"])
+                        .stdin(Stdio::null()));
+                    assert_eq!(ran.code, 0, "swaks: {}{}", ran.out, ran.log);
+                }
+            });
+        }
+    });
+    assert_eq!(queue(&dir).len(), 50, "{}", server.log());
+
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    let got = remote.received();
+    assert_eq!(got.len(), 50);
+    let mut seen = [false; 50];
+    for r in &got {
+        let mut rest = &r.data[..];
+        for _ in 0..3 {
+            let end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            rest = &rest[end + 2..];
+        }
+        assert!(r.data.starts_with(b"Received: from client.test"));
+        let text = String::from_utf8_lossy(rest);
+        let Some(subject) = text.split("Subject: message ").nth(1) else {
+            panic!("not sent: {:?}", String::from_utf8_lossy(&r.data[..300]));
+        };
+        let i: usize = subject.split("\r\n").next().unwrap().parse().unwrap();
+        if messages[i] != rest {
+            let at = rest.iter().zip(&messages[i]).position(|(a, b)| a != b);
+            let at = at.unwrap_or(rest.len().min(messages[i].len()));
+            panic!(
+                "message {i} changed at byte {at} (lengths {} and {}): {:?}",
+                rest.len(),
+                messages[i].len(),
+                String::from_utf8_lossy(&rest[at.saturating_sub(20)..(at + 40).min(rest.len())])
+            );
+        }
+        assert!(!seen[i], "message {i} arrived twice");
+        seen[i] = true;
+        // SIZE= is the stored size: the dot-stuffed message with the Received header.
+        let size = stuffed(&r.data).len();
+        let envelope =
+            format!("HELO relay.test\nMAIL a@example.net SIZE={size}\nRCPT b@example.com\n");
+        assert_eq!(r.envelope, envelope);
+    }
+}
+
+/// Message `i` of the end-to-end test: dots at line starts, 8-bit bytes, lines up to 900
+/// characters, and one of 1 MB. CRLF throughout, no line of a lone dot at the end (swaks
+/// would take it for the end of its input).
+fn e2e_message(i: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.net\r\nTo: b@example.com\r\nSubject: message {i}\r\n\
+         Message-ID: <{i}@e2e.test>\r\n\r\n"
+    )
+    .into_bytes();
+    match i % 5 {
+        0 => m.extend_from_slice(b"plain text\r\nsecond line\r\n"),
+        1 => m.extend_from_slice(b".leading dot\r\n..two\r\n.\r\n...\r\n. space\r\nlast\r\n"),
+        2 => m.extend_from_slice(
+            b"8-bit: caf\xc3\xa9 \xe9\xff\xfe\x80 end\r\n\xc3\xa9.\r\n.\xc3\xa9\r\n",
+        ),
+        3 => {
+            for n in (100..=900).step_by(100) {
+                let line: String = (0..n)
+                    .map(|k| (b'a' + ((k + i) % 26) as u8) as char)
+                    .collect();
+                m.extend_from_slice(format!("{line}\r\n.{line}\r\n").as_bytes());
+            }
+        }
+        _ => {
+            for n in 0..(i * 7) {
+                m.extend_from_slice(format!("line {n} of message {i}\r\n").as_bytes());
+            }
+        }
+    }
+    if i == 25 {
+        let line = format!("{}\r\n", "0123456789abcdef".repeat(4));
+        while m.len() < 1024 * 1024 {
+            m.extend_from_slice(line.as_bytes());
+        }
+    }
+    m
+}
