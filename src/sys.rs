@@ -152,6 +152,19 @@ pub fn pass_as_fd3(cmd: &mut std::process::Command, fd: std::io::PipeReader) {
     };
 }
 
+/// Whether this process may create files in `dir` (write and search permission), checked
+/// with access(2) against the real user, which is the user a front end runs as.
+pub fn can_write_dir(dir: &std::path::Path) -> io::Result<()> {
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in path"))?;
+    // SAFETY: c is a valid NUL-terminated string for the duration of the call.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The system's host name (SPEC 2: the last fallback for LOCAL).
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

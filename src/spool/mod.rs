@@ -65,6 +65,13 @@ impl Spool {
             if !m.is_dir() {
                 return Err(format!("{} is not a directory", dir.display()));
             }
+            // SPEC 9: a spool we cannot write is found now, not as a 451 for every message.
+            if let Err(e) = crate::sys::can_write_dir(dir) {
+                return Err(format!(
+                    "{} is not writable by this user: {e}; check the owner and mode of SPOOLDIR and its tmp/ and new/",
+                    dir.display()
+                ));
+            }
         }
         Ok(spool)
     }
@@ -88,7 +95,8 @@ impl Spool {
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)?;
+            .open(&path)
+            .map_err(|e| at(&path, e))?;
         Ok(Draft {
             out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
             tmp: path,
@@ -109,7 +117,7 @@ pub struct Draft {
 impl Draft {
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.out {
-            Some(w) => w.write_all(bytes),
+            Some(w) => w.write_all(bytes).map_err(|e| at(&self.tmp, e)),
             None => Err(io::Error::other("message file already closed")),
         }
     }
@@ -121,15 +129,22 @@ impl Draft {
             .out
             .take()
             .ok_or_else(|| io::Error::other("message file already closed"))?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let file = out
+            .into_inner()
+            .map_err(|e| at(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| at(&self.tmp, e))?;
         drop(file);
-        fs::rename(&self.tmp, &self.new)?;
+        fs::rename(&self.tmp, &self.new).map_err(|e| at(&self.new, e))?;
         // From here the file is in new/: a failure to sync the directory must not remove it
         // (it is complete), but the client is told 451 and may send it again.
         self.tmp.clear();
-        sync_dir(&self.new_dir)
+        sync_dir(&self.new_dir).map_err(|e| at(&self.new_dir, e))
     }
+}
+
+/// The error with the path it happened on, for the log line an operator reads.
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 impl Drop for Draft {
