@@ -145,7 +145,7 @@ impl Message {
             ..self.header.clone()
         };
         let mut data = self.data()?;
-        crate::spool::replace_streaming(spool, &self.path, &header.render(), &mut data)
+        crate::spool::replace(spool, &self.path, &header.render(), &mut data)
     }
 
     pub fn age(&self, now: SystemTime) -> Duration {

@@ -276,18 +276,23 @@ impl<B: Backend> Session<B> {
         Step::Reply(Reply::new(250, "", lines.join("\n")))
     }
 
-    /// A rule's ENVIRONMENT changes the session's settings from here on (SPEC 5); a value
-    /// start-up would refuse is refused here too.
-    fn apply_rule_environment(&mut self, outcome: &Outcome) -> Result<(), Reply> {
-        if outcome.environment.is_empty() {
-            return Ok(());
+    /// A rule outcome, its ENVIRONMENT applied, or the refusal to answer. ENVIRONMENT changes
+    /// the session's settings from here on (SPEC 5); a value start-up would refuse is refused
+    /// here too.
+    fn rule_verdict(&mut self, asked: Result<Outcome, Reply>) -> Result<Outcome, Reply> {
+        let outcome = asked?;
+        if !outcome.environment.is_empty() {
+            self.settings
+                .apply(outcome.environment.iter().cloned())
+                .map_err(|e| {
+                    log::line(&format!("mail rule ENVIRONMENT refused: {e}"));
+                    reply::RULES_FAILED
+                })?;
         }
-        self.settings
-            .apply(outcome.environment.iter().cloned())
-            .map_err(|e| {
-                log::line(&format!("mail rule ENVIRONMENT refused: {e}"));
-                reply::RULES_FAILED
-            })
+        match policy::refusal(&outcome) {
+            Some(r) => Err(r),
+            None => Ok(outcome),
+        }
     }
 
     fn mail(&mut self, sender: String, params: command::MailParams) -> Reply {
@@ -300,16 +305,11 @@ impl<B: Backend> Session<B> {
         {
             return auth::REQUIRED;
         }
-        let outcome = match self.rules.sender(&sender) {
+        let asked = self.rules.sender(&sender);
+        let outcome = match self.rule_verdict(asked) {
             Ok(o) => o,
             Err(r) => return r,
         };
-        if let Err(r) = self.apply_rule_environment(&outcome) {
-            return r;
-        }
-        if let Some(r) = policy::refusal(&outcome) {
-            return r;
-        }
         // SPEC 5: a rule's DATABYTES lowers the limit of this message only.
         let databytes = lower_limit(self.settings.databytes, outcome.databytes);
         if let Some(size) = params.size {
@@ -355,16 +355,11 @@ impl<B: Backend> Session<B> {
             return reply::TOO_MANY_RCPTS;
         }
         // SPEC 5: mail rules come before RELAYCLIENT and the back end.
-        let outcome = match self.rules.recipient(&envelope.sender, &recipient) {
+        let asked = self.rules.recipient(&envelope.sender, &recipient);
+        let outcome = match self.rule_verdict(asked) {
             Ok(o) => o,
             Err(r) => return r,
         };
-        if let Err(r) = self.apply_rule_environment(&outcome) {
-            return r;
-        }
-        if let Some(r) = policy::refusal(&outcome) {
-            return r;
-        }
         let mut address = recipient;
         if let Some(suffix) = &outcome.relayclient {
             address.push_str(suffix);

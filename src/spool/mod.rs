@@ -161,31 +161,6 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Replaces `target` atomically with `contents` (forward's rewrite of a partly delivered
-/// file): write `tmp/NAME`, fsync, rename over `target`, fsync its directory.
-pub fn replace(spool: &Spool, target: &Path, contents: &[u8]) -> io::Result<()> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| io::Error::other("no file name"))?;
-    let tmp = spool.tmp.join(name);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp, target)?;
-        sync_dir(target.parent().unwrap_or(Path::new(".")))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Mode bits of a path, for tests and diagnostics.
 pub fn mode(path: &Path) -> io::Result<u32> {
     Ok(fs::metadata(path)?.permissions().mode() & 0o7777)
@@ -221,8 +196,10 @@ pub fn remove(target: &Path) -> io::Result<()> {
     sync_dir(target.parent().unwrap_or(Path::new(".")))
 }
 
-/// Like [`replace`], for a file too large to hold in memory: `head`, then all of `rest`.
-pub fn replace_streaming(
+/// Replaces `target` atomically (forward's rewrite of a partly delivered file): write
+/// `tmp/NAME` with `head` then all of `rest` (streamed: a message may be large), fsync,
+/// rename over `target`, fsync its directory.
+pub fn replace(
     spool: &Spool,
     target: &Path,
     head: &[u8],
