@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::{python, tool, Server, ECHO, REJECT};
+use common::{python, run_bounded, tool, Ran, Server, ECHO, REJECT};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The HELO name every client here uses, so that the end line of a test's session is told
@@ -29,77 +28,6 @@ const LOCAL: &str = "mx.test";
 /// pass `-l`, so this file uses `Server::start_with`.
 fn start(argv: &[&str], env: &[(&str, &str)], max: u32) -> Option<Server> {
     Server::start_with(argv, env, &["-c", &max.to_string(), "-l", LOCAL])
-}
-
-/// A child process that is killed (and reaped) when dropped, e.g. when an assertion fails.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// What a client program did.
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    /// stdout and stderr together (swaks writes its transcript to both).
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs `cmd` (stdin closed) to its end; kills it and fails the test after `limit`.
-fn run_bounded(mut cmd: Command, limit: Duration) -> Ran {
-    let started = Instant::now();
-    let mut child = Guard(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn client"),
-    );
-    let mut out = child.0.stdout.take().unwrap();
-    let mut err = child.0.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if started.elapsed() > limit {
-            let _ = child.0.kill();
-            let _ = child.0.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let ran = Ran {
-        code: status.and_then(|s| s.code()),
-        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
-    };
-    assert!(
-        status.is_some(),
-        "client killed after {limit:?}\nstdout:\n{}\nstderr:\n{}",
-        ran.stdout,
-        ran.stderr
-    );
-    ran
 }
 
 /// Polls the server's log until `done` holds; fails the test after `limit`.
