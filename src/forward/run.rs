@@ -131,6 +131,13 @@ impl Run<'_> {
         if let Link::Open { client, .. } = link {
             client.quit();
         }
+        // The removals of this run become durable together (see spool::remove).
+        if let Err(e) = spool::sync_dir(self.spool.new_dir()) {
+            log::line(&format!(
+                "cannot sync {}: {e}",
+                self.spool.new_dir().display()
+            ));
+        }
         // Anything not seen (still arriving after the last pass) waits for the next run.
         let unseen = queue::scan(self.spool)
             .map(|n| n.iter().any(|n| !seen.contains(n)))
