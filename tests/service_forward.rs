@@ -1,0 +1,637 @@
+//! The forward service in `service/forward/` run for real (SPEC 7): the daemontools run
+//! script (envdir -> sh -> [setuidgid ->] the loop -> forward) against
+//! tests/forward_server.py (aiosmtpd) and Postfix's smtp-sink, with a spool stored by the
+//! real smtpfront-spool; its signals (ALRM sends now, TERM stops); the errors it logs; the
+//! log script with the real multilog.
+//!
+//! Each test lays out a service directory the way docs/deploy-forward.md says (a copy of
+//! `service/forward/run`, an env/ directory, a spool) and runs the script there, as
+//! supervise does, in a process group of its own that is killed when its guard drops. When
+//! the tests run as root (as in CI) the loop runs as `nobody`, which owns the spool: the
+//! script's setuidgid is exercised, and the copy of forward in the directory is one that
+//! `nobody` can run wherever the checkout is.
+
+mod common;
+
+use common::{command, free_port, python, run_with_input, scratch, tool, SPOOL};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const FORWARD: &str = env!("CARGO_BIN_EXE_forward");
+const SERVER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward_server.py");
+/// How long anything the loop should do may take (it polls every INTERVAL=1 s).
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The repository's `service/` directory.
+fn service(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("service")
+        .join(rel)
+}
+
+fn running_as_root() -> bool {
+    // /proc/self belongs to the process's effective user.
+    fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+/// The uid of an account, from `id -u`.
+fn uid_of(account: &str) -> Option<u32> {
+    let out = command("id", &[]).args(["-u", account]).output().ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
+/// The tools every loop test needs; `None` (skipped) when one is missing outside CI.
+fn tools() -> Option<()> {
+    for t in ["envdir", "setuidgid"] {
+        tool(t)?;
+    }
+    Some(())
+}
+
+/// Polls `done` until it holds; panics with `what` and the log after `LIMIT`.
+fn wait_until(what: &str, log: impl Fn() -> String, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LIMIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: timed out\n{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ------------------------------------------------------------------------ the directory
+
+/// A service directory as an operator lays it out: `run` (a copy of the repository's),
+/// `env/`, `bin/forward` and `spool/`. As root, the spool belongs to `nobody` and the loop
+/// runs as `nobody` (SMTPFRONT_USER).
+struct Dir {
+    root: PathBuf,
+    /// `Some(uid)` when the loop runs as `nobody`.
+    nobody: Option<u32>,
+}
+
+impl Dir {
+    /// `env` adds or replaces env/ files; an empty value writes an empty file, which makes
+    /// envdir unset the variable.
+    fn new(name: &str, env: &[(&str, &str)]) -> Dir {
+        let root = scratch(name);
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        for d in ["env", "bin", "spool"] {
+            fs::create_dir(root.join(d)).unwrap();
+        }
+        fs::set_permissions(root.join("spool"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::copy(service("forward/run"), root.join("run")).unwrap();
+        fs::copy(FORWARD, root.join("bin/forward")).unwrap();
+        for f in ["run", "bin/forward"] {
+            fs::set_permissions(root.join(f), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let nobody = running_as_root().then(|| uid_of("nobody")).flatten();
+        let spool = root.join("spool").to_str().unwrap().to_string();
+        let mut files: Vec<(&str, &str)> = vec![
+            ("SPOOLDIR", &spool),
+            ("HELOHOST", "backup.test"),
+            ("INTERVAL", "1"),
+            (
+                "SMTPFRONT_USER",
+                if nobody.is_some() { "nobody" } else { "root" },
+            ),
+            // A bounce would be a test failure: none is expected here.
+            ("SENDMAIL", "/bin/false"),
+        ];
+        for (k, v) in env {
+            files.retain(|(name, _)| name != k);
+            files.push((k, v));
+        }
+        for (k, v) in files {
+            let text = if v.is_empty() {
+                String::new()
+            } else {
+                format!("{v}\n")
+            };
+            fs::write(root.join("env").join(k), text).unwrap();
+        }
+        let dir = Dir { root, nobody };
+        dir.chown_spool();
+        dir
+    }
+
+    fn spool(&self) -> PathBuf {
+        self.root.join("spool")
+    }
+
+    /// As root: gives the spool (and everything in it) to `nobody`, the loop's account.
+    fn chown_spool(&self) {
+        if self.nobody.is_some() {
+            let ok = command("chown", &[])
+                .args(["-R", "nobody", self.spool().to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+    }
+
+    /// Stores `n` messages with the real smtpfront-spool (one session through pipes);
+    /// their subjects are `TAG i`.
+    fn store(&self, n: usize, tag: &str) {
+        let mut session = String::from("EHLO client.test\r\n");
+        for i in 0..n {
+            session += &format!(
+                "MAIL FROM:<a@example.net>\r\nRCPT TO:<r{i}@example.com>\r\nDATA\r\n\
+                 Subject: {tag} {i}\r\n\r\nHello from the backup MX.\r\n.\r\n"
+            );
+        }
+        session += "QUIT\r\n";
+        let spool = self.spool().to_str().unwrap().to_string();
+        let env = [("SPOOLDIR", spool.as_str()), ("RELAYCLIENT", "")];
+        let out = run_with_input(SPOOL, &env, session.as_bytes());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.matches("250 2.0.0 Ok: queued as ").count(),
+            n,
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.chown_spool();
+    }
+
+    /// How many messages wait in the spool's new/.
+    fn queued(&self) -> usize {
+        fs::read_dir(self.spool().join("new"))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+// ------------------------------------------------------------------------ the loop
+
+/// The copied `run` running in its directory, in a process group of its own; the whole
+/// group is killed when this drops.
+struct Loop {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Loop {
+    /// Starts `./run` as supervise would: in the service directory, stdout and stderr to a
+    /// log file, PATH with the directory's bin/ (where forward is) and the system's tools.
+    fn start(dir: &Dir) -> Loop {
+        let log = dir.root.join("run.log");
+        let out = fs::File::create(&log).unwrap();
+        let path = format!(
+            "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+            dir.root.join("bin").display()
+        );
+        let child = command(dir.root.join("run"), &[("PATH", &path)])
+            .current_dir(&dir.root)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn ./run");
+        Loop { child, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, sig) }, 0);
+    }
+
+    /// Waits until the loop sleeps: its `sleep` child exists, so the run before is over.
+    fn wait_sleeping(&self) {
+        let pid = self.pid();
+        wait_until(
+            "the loop never slept",
+            || self.log(),
+            || {
+                group_members(pid)
+                    .iter()
+                    .any(|&(p, ppid, ref comm)| p != pid && ppid == pid && comm == "sleep")
+            },
+        );
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group that process_group(0) made for our child.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// The live (not zombie) processes of process group `pgid`: (pid, parent pid, command).
+fn group_members(pgid: u32) -> Vec<(u32, u32, String)> {
+    let mut found = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...": the comm may hold spaces, so split at the ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let (state, ppid, pgrp) = (rest[0], rest[1], rest[2]);
+        if state != "Z" && pgrp == pgid.to_string() {
+            found.push((pid, ppid.parse().unwrap(), comm));
+        }
+    }
+    found
+}
+
+/// The real uid of a process ("Uid:" line of /proc/PID/status).
+fn process_uid(pid: u32) -> u32 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+// ------------------------------------------------------------------------ the primaries
+
+/// tests/forward_server.py (aiosmtpd) on a free port; killed when dropped.
+struct Remote {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+}
+
+impl Remote {
+    fn start() -> Option<Remote> {
+        let py = python()?;
+        let out = scratch("svcfw-remote");
+        let json = format!("{{\"outdir\": {:?}}}", out.to_str().unwrap());
+        let mut child = command(py, &[])
+            .arg(SERVER_PY)
+            .arg(json)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start forward_server.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("forward_server.py said {line:?}"))
+            .parse()
+            .unwrap();
+        Some(Remote { child, port, out })
+    }
+
+    fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// (envelope, message) of every message accepted, in arrival order.
+    fn received(&self) -> Vec<(String, String)> {
+        let mut names: Vec<String> = fs::read_dir(&self.out)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().ok())
+            .filter(|n| n.starts_with("msg-") && n.ends_with(".eml"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .filter_map(|n| {
+                let base = n.strip_suffix(".eml").unwrap();
+                // The .env file is renamed into place after the .eml: wait for both.
+                let env = fs::read_to_string(self.out.join(format!("{base}.env"))).ok()?;
+                let eml = fs::read(self.out.join(n)).ok()?;
+                Some((env, String::from_utf8_lossy(&eml).into_owned()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.out);
+    }
+}
+
+/// Postfix's smtp-sink on 127.0.0.1:port; killed when dropped.
+struct Sink(Child);
+
+impl Sink {
+    fn start(port: u16) -> Option<Sink> {
+        let sink = tool("smtp-sink")?;
+        let mut cmd = command(sink, &[]);
+        if running_as_root() {
+            cmd.args(["-u", "nobody"]); // smtp-sink refuses to run as root without it
+        }
+        let child = cmd
+            .args([&format!("127.0.0.1:{port}"), "10"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Sink(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "smtp-sink did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(s)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ------------------------------------------------------------------------ the tests
+
+/// The loop sends what smtpfront-spool stored, empties the spool, and keeps polling: mail
+/// stored later goes out at the next round. forward gets the envdir's settings (HELOHOST)
+/// and, as root, runs as SMTPFRONT_USER.
+#[test]
+fn loop_sends_the_spool_and_keeps_polling() {
+    let (Some(()), Some(remote)) = (tools(), Remote::start()) else {
+        return;
+    };
+    let dir = Dir::new("svcfw-loop", &[("PRIMARY", &remote.target())]);
+    dir.store(2, "first");
+    assert_eq!(dir.queued(), 2);
+    let run = Loop::start(&dir);
+    wait_until(
+        "the first two messages",
+        || run.log(),
+        || remote.received().len() == 2 && dir.queued() == 0,
+    );
+    let got = remote.received();
+    for (i, (envelope, message)) in got.iter().enumerate() {
+        let lines: Vec<&str> = envelope.lines().collect();
+        assert_eq!(lines.len(), 3, "{envelope}");
+        assert_eq!(lines[0], "HELO backup.test", "HELOHOST from env/");
+        assert!(lines[1].starts_with("MAIL a@example.net"), "{envelope}");
+        assert_eq!(lines[2], format!("RCPT r{i}@example.com"));
+        assert!(
+            message.starts_with("Received: from client.test"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("\r\nSubject: first {i}\r\n")),
+            "{message}"
+        );
+    }
+    if let Some(uid) = dir.nobody {
+        assert_eq!(process_uid(run.pid()), uid, "the loop must run as nobody");
+        let lock = fs::metadata(dir.spool().join("lock")).unwrap();
+        assert_eq!(lock.uid(), uid, "forward must run as nobody");
+    }
+
+    dir.store(1, "second");
+    wait_until(
+        "the message stored later",
+        || run.log(),
+        || remote.received().len() == 3 && dir.queued() == 0,
+    );
+    assert!(remote.received()[2].1.contains("\r\nSubject: second 0\r\n"));
+    let log = run.log();
+    assert_eq!(log.matches(": delivered: 250").count(), 3, "{log}");
+    assert!(!log.contains("forward-loop["), "nothing to report: {log}");
+}
+
+/// ALRM (svc -a) ends the sleep: the queue goes out now, not after INTERVAL. TERM (svc -t,
+/// svc -d) ends the loop and its sleep, with status 0.
+#[test]
+fn alarm_sends_now_and_term_stops_the_loop() {
+    let (Some(()), Some(remote)) = (tools(), Remote::start()) else {
+        return;
+    };
+    let dir = Dir::new(
+        "svcfw-signals",
+        &[("PRIMARY", &remote.target()), ("INTERVAL", "3600")],
+    );
+    let mut run = Loop::start(&dir);
+    run.wait_sleeping(); // the first run found nothing
+    dir.store(1, "alarm");
+    run.signal(libc::SIGALRM);
+    wait_until(
+        "the message after ALRM",
+        || run.log(),
+        || remote.received().len() == 1 && dir.queued() == 0,
+    );
+    run.wait_sleeping();
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "ALRM ended the loop"
+    );
+
+    run.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "TERM did not end the loop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{}", run.log());
+    wait_until(
+        "the sleep left behind",
+        || run.log(),
+        || group_members(run.pid()).is_empty(),
+    );
+}
+
+/// The primary is down: forward exits 75 (mail remains) and the loop just tries again;
+/// when the primary is back, the spool empties. smtp-sink plays the primary.
+#[test]
+fn primary_down_then_back() {
+    let (Some(()), Some(_)) = (tools(), tool("smtp-sink")) else {
+        return;
+    };
+    let port = free_port();
+    let target = format!("127.0.0.1:{port}");
+    let dir = Dir::new("svcfw-down", &[("PRIMARY", &target)]);
+    dir.store(2, "down");
+    let run = Loop::start(&dir);
+    // Two failed rounds: forward's own line about the connection, twice.
+    wait_until(
+        "two refused connections",
+        || run.log(),
+        || run.log().matches(&format!("{target}: ")).count() >= 2,
+    );
+    assert_eq!(dir.queued(), 2);
+    assert!(
+        !run.log().contains("forward-loop["),
+        "75 is no news: {}",
+        run.log()
+    );
+    let Some(_sink) = Sink::start(port) else {
+        return;
+    };
+    wait_until("the spool to empty", || run.log(), || dir.queued() == 0);
+    let log = run.log();
+    assert_eq!(log.matches(": delivered: 250").count(), 2, "{log}");
+}
+
+/// Settings that cannot work are logged, each with what to fix, and never make the loop
+/// spin: a missing PRIMARY or a bad INTERVAL (the script's own), a PRIMARY forward refuses
+/// (exit 64) and a missing spool (exit 78) are reported again at every round.
+#[test]
+fn bad_settings_are_logged() {
+    let Some(()) = tools() else {
+        return;
+    };
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("PRIMARY", "")], "PRIMARY is not set: put the primary MX"),
+        (
+            &[("PRIMARY", "mx.test"), ("INTERVAL", "5m")],
+            "INTERVAL=5m is not a number of seconds",
+        ),
+        (&[("PRIMARY", "mx.test:0")], "forward exited 64"),
+        (
+            &[("PRIMARY", "mx.test"), ("SPOOLDIR", "/nonexistent/spool")],
+            "forward exited 78",
+        ),
+    ];
+    for (env, want) in cases {
+        let dir = Dir::new("svcfw-bad", env);
+        let run = Loop::start(&dir);
+        wait_until(want, || run.log(), || run.log().contains(want));
+        if want.starts_with("forward exited") {
+            // Logged once per round: the loop goes on (INTERVAL=1).
+            wait_until(want, || run.log(), || run.log().matches(want).count() >= 2);
+        } else {
+            // The script waits a minute before it exits: no restart every second.
+            std::thread::sleep(Duration::from_millis(500));
+            let mut run = run;
+            assert!(run.child.try_wait().unwrap().is_none(), "{}", run.log());
+        }
+    }
+}
+
+#[test]
+fn scripts_are_executable_shell_and_env_matches_the_front_end() {
+    for script in ["forward/run", "forward/log/run"] {
+        let path = service(script);
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0o111, "{script} must be executable");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("#!/bin/sh\n"), "{script}");
+        let out = command("/bin/sh", &[])
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let value = |f: &str| fs::read_to_string(service(f)).unwrap().trim().to_string();
+    // The loop must read the spool the front end writes, as the same account.
+    for var in ["SPOOLDIR", "SMTPFRONT_USER"] {
+        assert_eq!(
+            value(&format!("forward/env/{var}")),
+            value(&format!("smtpfront/env/{var}")),
+            "{var}"
+        );
+    }
+    assert_eq!(value("forward/env/INTERVAL"), "300");
+    assert_eq!(value("forward/env/QUEUELIFETIME"), "604800");
+    assert_eq!(
+        value("forward/log/env/LOGUSER"),
+        value("smtpfront/log/env/LOGUSER")
+    );
+}
+
+#[test]
+fn log_script_stamps_lines_into_main_current() {
+    let (Some(_), Some(_), Some(_)) = (tool("multilog"), tool("setuidgid"), tool("envdir")) else {
+        return;
+    };
+    let dir = scratch("svcfw-log");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(dir.join("env")).unwrap();
+    fs::create_dir(dir.join("main")).unwrap();
+    // As root the script switches to LOGUSER, who must own ./main.
+    let as_nobody = running_as_root().then(|| uid_of("nobody")).flatten();
+    if as_nobody.is_some() {
+        fs::write(dir.join("env/LOGUSER"), "nobody\n").unwrap();
+        let chown = command("chown", &[])
+            .args(["nobody", dir.join("main").to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(chown.success());
+    }
+    let mut child = command(service("forward/log/run"), &[])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = [
+        "forward[42]: 1796000000.000001.1.0 to <b@example.com>: delivered: 250 2.0.0 Ok",
+        "forward-loop[41]: forward exited 78: usage or configuration error (see above)",
+    ];
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{}\n{}\n", lines[0], lines[1]).as_bytes())
+        .unwrap();
+    drop(stdin);
+    // multilog writes what it read and exits at the end of its input.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "multilog did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    let current = dir.join("main/current");
+    let text = fs::read_to_string(&current).unwrap();
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got.len(), 2, "{text}");
+    for (line, want) in got.iter().zip(lines) {
+        // A TAI64N label: '@', 24 hexadecimal digits (the seconds start 4000...), a space.
+        let (label, rest) = line.split_at(25);
+        assert!(label.starts_with("@4000"), "{line}");
+        assert!(label[1..].bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
+        assert_eq!(rest, format!(" {want}"));
+    }
+    if let Some(uid) = as_nobody {
+        assert_eq!(fs::metadata(&current).unwrap().uid(), uid);
+    }
+    let _ = fs::remove_dir_all(dir);
+}
