@@ -4,7 +4,7 @@
 //! real smtpfront-spool; its signals (ALRM sends now, TERM stops); the errors it logs; the
 //! log script with the real multilog.
 //!
-//! Each test lays out a service directory the way docs/deploy-forward.md says (a copy of
+//! Each test lays out a service directory the way the README (Deploy, step 6) says (a copy of
 //! `service/forward/run`, an env/ directory, a spool) and runs the script there, as
 //! supervise does, in a process group of its own that is killed when its guard drops. When
 //! the tests run as root (as in CI) the loop runs as `nobody`, which owns the spool: the
