@@ -335,3 +335,27 @@ fn file_size_limit_gives_451_and_leaves_nothing() {
     assert!(files(&dir.join("tmp")).is_empty(), "partial file removed");
     let _ = fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_k_rule_accepts_without_rcpthosts_and_others_are_relaying_denied() {
+    let dir = scratch("spool-rule-k");
+    let rules = dir.join("rules");
+    fs::write(&rules, "# traps\nk*:*@trap.example:Trapped\n").unwrap();
+    let r = spool(
+        &dir,
+        &[("MAILRULES", rules.to_str().unwrap())],
+        "MAIL FROM:<a@x.y>\r\nRCPT TO:<t@trap.example>\r\nRCPT TO:<u@elsewhere.net>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    let replies: Vec<&str> = r.out.lines().skip(1).collect();
+    assert_eq!(replies[1], "250 2.1.5 Trapped", "{}", r.out);
+    assert!(replies[2].starts_with("553 5.7.1"), "{}", r.out);
+    let ids = queued_ids(&r.out);
+    assert_eq!(ids.len(), 1, "{}", r.out);
+    let text = fs::read_to_string(dir.join("new").join(&ids[0])).unwrap();
+    assert!(
+        text.contains("RCPT TO:<t@trap.example>\r\nDATA\r\n"),
+        "{text}"
+    );
+    assert!(!text.contains("elsewhere.net"), "{text}");
+    let _ = fs::remove_dir_all(dir);
+}
