@@ -145,12 +145,17 @@ pub fn flush() {
 
 /// Client bytes made safe for a log line: printable ASCII stays, the rest becomes `\xNN`.
 pub fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'\\';
+    let mut out = String::with_capacity(bytes.len() + 8);
     for &b in bytes {
-        if (0x20..0x7f).contains(&b) && b != b'\\' {
+        if plain(b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("\\x{b:02x}"));
+            // Per byte on every logged client line: no format machinery here.
+            out.push_str("\\x");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
         }
     }
     out
