@@ -4,12 +4,26 @@
 //! sender or a recipient, which rule decides and with what. It knows nothing of SMTP: the
 //! session turns an [`Outcome`] into a reply and into settings.
 //!
-//! * `parse.rs` — one line to a selector or a rule (prefix, fields, escapes, environment).
-//! * `pattern.rs` — the case-insensitive globs, and the address prepared for matching.
+//! * `parse.rs` — one line to a selector or a rule (prefix, fields, patterns);
+//!   `tail.rs` — the fields after the patterns (RESPONSE, DATABYTES, RELAYCLIENT,
+//!   ENVIRONMENT); `text.rs` — where the texts of the rules live, and the escapes.
+//! * `pattern.rs` — the case-insensitive globs and their common shapes; `general.rs` —
+//!   patterns with a wildcard inside, and sets; `quick.rs` — the address prepared for
+//!   matching, and the quick tests that refuse most patterns at once.
 //! * `list.rs` — the list files of `[[file]]` and `[[@file]]`, text or cdb.
-//! * `table.rs` — one list of rules, its evaluation, and the index that keeps a 10,000-rule
-//!   file fast.
-//! * here — the interface, and loading: lines to the two rule lists.
+//! * `table.rs` — the rules in their two lists, and their evaluation; `index.rs` — the hash
+//!   index that keeps a 10,000-rule file fast.
+//! * `swar.rs` — byte tests eight bytes at a time, for loading fast.
+//! * here — the interface, and loading: lines to the table.
+//!
+//! Speed (one process per connection, so the file is loaded in every session): loading a
+//! 10,000-line file must cost well under a millisecond, which is about 100 ns a line. So
+//! loading makes no string and no allocation per rule: the file is read into one string that
+//! the rules keep, texts are spans of it (fields with escapes are decoded once, onto its
+//! end); a rule is a small fixed-size record in one vector; the fields after the patterns
+//! are only checked, and read again when their rule is applied; patterns are not compiled,
+//! only scanned for the facts that let most of them be refused at once. Every line is still
+//! checked in full at load, so an error names its line before any mail comes (SPEC 5).
 //!
 //! Loading (once per session, SPEC 5): every text list file is read at load, and a missing or
 //! unreadable one is an error; a cdb list is opened at load, and a missing one matches nothing
@@ -23,7 +37,8 @@
 //!   pattern only; recipient rules test the sender pattern, then the recipient pattern;
 //! * rules are tried in order; `n` applies its fields (not its RESPONSE) and goes on; the
 //!   first other matching rule decides. `k` and `K` both accept (SPEC 5; in mailfront `K`
-//!   also kept later plugins from running, which has no counterpart here). Fields of every applied rule accumulate: DATABYTES keeps the smallest
+//!   also kept later plugins from running, which has no counterpart here). Fields of every
+//!   applied rule accumulate: DATABYTES keeps the smallest
 //!   (each one *lowers* the limit, SPEC 5; mailfront did the same), RELAYCLIENT fields are
 //!   concatenated (mailfront appended each to the address), ENVIRONMENT pairs are listed in
 //!   order (apply them in order: a later value wins). A sender rule's RELAYCLIENT is ignored,
@@ -43,10 +58,16 @@
 //! said. [`Outcome::text_or_default`] gives the SPEC 5 defaults ([`REJECT_TEXT`],
 //! [`DEFER_TEXT`]) for the session to use.
 
+mod general;
+mod index;
 mod list;
 mod parse;
 mod pattern;
+mod quick;
+mod swar;
 mod table;
+mod tail;
+mod text;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -54,19 +75,25 @@ use std::path::{Path, PathBuf};
 
 use list::List;
 use parse::{Action, Body, Line, PatternSpec, RawRule, Selector};
-use pattern::Address;
-use table::{Fields, Pattern, Rule, Table, Test};
+use pattern::{Address, Pattern};
+use table::{Rule, Table};
+use text::{TextBuilder, MAX_FILE_LEN};
 
 /// SPEC 5: the text of a `d` rule without a RESPONSE.
 pub const REJECT_TEXT: &str = "Rejected";
 /// SPEC 5: the text of a `z` rule without a RESPONSE.
 pub const DEFER_TEXT: &str = "Deferred";
 
+/// Rules lines are rarely shorter than this: the table is sized for the file at once. A
+/// wrong guess costs only address space (pages never written are never mapped) or a copy.
+const LINE_LEN_HINT: usize = 16;
+
 /// A parsed rules file with its list files, loaded once per session.
 #[derive(Default)]
 pub struct Rules {
-    sender_rules: Table,
-    recipient_rules: Table,
+    /// The rules file, then the decoded texts of fields with escapes (see `text.rs`).
+    text: String,
+    table: Table,
     lists: Vec<List>,
     origin: PathBuf,
 }
@@ -146,8 +173,8 @@ impl fmt::Debug for Rules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rules")
             .field("origin", &self.origin)
-            .field("sender_rules", &self.sender_rules.len())
-            .field("recipient_rules", &self.recipient_rules.len())
+            .field("sender_rules", &self.table.len(Selector::Sender))
+            .field("recipient_rules", &self.table.len(Selector::Recipient))
             .field("lists", &self.lists.len())
             .finish()
     }
@@ -163,37 +190,90 @@ impl Rules {
             let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
             error_at(path, line, "not valid UTF-8".to_string())
         })?;
-        Rules::parse(&text, path)
+        Rules::build(text, path, Table::default)
     }
 
     /// Parses rules text; list files are read relative to the current directory. `origin`
     /// names the text in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Rules, RulesError> {
-        Rules::build(text, origin, Table::default)
+        Rules::build(text.to_string(), origin, Table::default)
     }
 
-    /// [`Rules::parse`] with the tables made by `new_table` (tests compare indexed and not).
-    fn build(text: &str, origin: &Path, new_table: fn() -> Table) -> Result<Rules, RulesError> {
-        let mut rules = Rules {
-            sender_rules: new_table(),
-            recipient_rules: new_table(),
+    /// [`Rules::parse`] of the text it keeps, with the tables made by `new_table` (tests
+    /// compare indexed and not).
+    fn build(
+        mut text: String,
+        origin: &Path,
+        new_table: fn() -> Table,
+    ) -> Result<Rules, RulesError> {
+        if text.len() > MAX_FILE_LEN {
+            let reason = format!("larger than the limit of {MAX_FILE_LEN} bytes");
+            return Err(error_at(origin, 0, reason));
+        }
+        let mut loader = Loader {
+            origin,
             lists: Vec::new(),
-            origin: origin.to_path_buf(),
+            list_index: HashMap::new(),
         };
-        let mut list_index: HashMap<String, usize> = HashMap::new();
+        let mut table = new_table();
+        table.reserve(text.len() / LINE_LEN_HINT);
+        let decoded = loader.read(&text, &mut table)?;
+        // Texts with escapes were decoded past the end of the file (see `text.rs`).
+        text.push_str(&decoded);
+        table.finish();
+        Ok(Rules {
+            text,
+            table,
+            lists: loader.lists,
+            origin: origin.to_path_buf(),
+        })
+    }
+
+    /// The rules' answer for the envelope sender (`""` for the null sender), at MAIL.
+    pub fn sender(&self, sender: &str) -> Result<Outcome, RulesError> {
+        let sender = Address::new(sender);
+        let (text, lists, origin) = (&self.text, &self.lists, &self.origin);
+        self.table
+            .run(Selector::Sender, text, lists, origin, &sender, None)
+    }
+
+    /// The rules' answer for one recipient of a transaction from `sender`, at RCPT.
+    pub fn recipient(&self, sender: &str, recipient: &str) -> Result<Outcome, RulesError> {
+        let (sender, recipient) = (Address::new(sender), Address::new(recipient));
+        let (text, lists, origin) = (&self.text, &self.lists, &self.origin);
+        let list = Selector::Recipient;
+        self.table
+            .run(list, text, lists, origin, &sender, Some(&recipient))
+    }
+}
+
+/// Reading the lines of a rules file into a table.
+struct Loader<'p> {
+    origin: &'p Path,
+    lists: Vec<List>,
+    /// Positions in `lists` by file name: each list file is read once.
+    list_index: HashMap<String, usize>,
+}
+
+impl Loader<'_> {
+    /// Parses `file` into `table`; returns the decoded texts to append to the file.
+    fn read(&mut self, file: &str, table: &mut Table) -> Result<String, RulesError> {
+        let mut text = TextBuilder::new(file);
         let mut selector: Option<Selector> = None;
         // An open `&` chain: its rules, and whether all have recipient pattern `*`.
         let mut chain: Vec<Rule> = Vec::new();
         let mut chain_star = true;
-        for (index, line) in text.lines().enumerate() {
+        let mut last_line = 0;
+        for (index, line) in text::lines(file).enumerate() {
             let number = index + 1;
-            let parsed = parse::parse_line(line).map_err(|e| error_at(origin, number, e))?;
+            let parsed =
+                parse::parse_line(line, &mut text).map_err(|e| error_at(self.origin, number, e))?;
             let raw = match parsed {
                 None => continue,
                 Some(Line::Selector(s)) => {
                     if !chain.is_empty() {
                         let reason = "selector line inside an & chain".to_string();
-                        return Err(error_at(origin, number, reason));
+                        return Err(error_at(self.origin, number, reason));
                     }
                     selector = Some(s);
                     continue;
@@ -201,30 +281,33 @@ impl Rules {
                 Some(Line::Rule(raw)) => raw,
             };
             chain_star &= raw.recipient_is_star;
-            let rule = rules.resolve(raw, number, &mut list_index)?;
-            let ends_chain = rule.action != Action::And;
-            chain.push(rule);
-            if ends_chain {
-                // SPEC 5: before any selector, a rule whose recipient pattern is `*` is a
-                // sender rule; a chain is one only if all its rules are.
-                let to_sender = match selector {
-                    Some(Selector::Sender) => true,
-                    Some(Selector::Recipient) => false,
-                    None => chain_star,
-                };
-                let chain = std::mem::take(&mut chain);
-                match to_sender {
-                    true => rules.sender_rules.push_chain(chain, false),
-                    false => rules.recipient_rules.push_chain(chain, true),
+            let ends_chain = raw.action != Action::And;
+            let rule = self.resolve(raw, number, &text)?;
+            last_line = number;
+            // SPEC 5: before any selector, a rule whose recipient pattern is `*` is a
+            // sender rule; a chain is one only if all its rules are.
+            let list = match (selector, chain_star) {
+                (Some(list), _) => list,
+                (None, true) => Selector::Sender,
+                (None, false) => Selector::Recipient,
+            };
+            match (ends_chain, chain.is_empty()) {
+                (true, true) => table.push(list, rule, true, &text),
+                (true, false) => {
+                    chain.push(rule);
+                    table.push_chain(list, &mut chain, &text);
                 }
+                (false, _) => chain.push(rule),
+            }
+            if ends_chain {
                 chain_star = true;
             }
         }
-        if let Some(last) = chain.last() {
+        if !chain.is_empty() {
             let reason = "& rule is not followed by the rule it guards".to_string();
-            return Err(error_at(origin, last.fields.line, reason));
+            return Err(error_at(self.origin, last_line, reason));
         }
-        Ok(rules)
+        Ok(text.into_decoded())
     }
 
     /// Turns a parsed line into a rule, opening its list files (once per file name).
@@ -232,58 +315,48 @@ impl Rules {
         &mut self,
         raw: RawRule,
         line: usize,
-        list_index: &mut HashMap<String, usize>,
+        text: &TextBuilder<'_>,
     ) -> Result<Rule, RulesError> {
-        let mut pattern = |spec: PatternSpec| -> Result<Pattern, RulesError> {
-            let test = match spec.body {
-                Body::Glob(glob) => Test::Glob(glob),
-                Body::List { path, domain_only } => {
-                    let list = match list_index.get(&path) {
-                        Some(&list) => list,
-                        None => {
-                            let loaded = List::load(&path, &self.origin, line)?;
-                            self.lists.push(loaded);
-                            list_index.insert(path, self.lists.len() - 1);
-                            self.lists.len() - 1
-                        }
-                    };
-                    Test::List { list, domain_only }
-                }
-            };
-            Ok(Pattern {
-                negated: spec.negated,
-                test,
-            })
-        };
-        let sender = pattern(raw.sender)?;
-        let recipient = pattern(raw.recipient)?;
-        let fields = Fields {
-            line,
-            response: raw.response,
-            databytes: raw.databytes,
-            relayclient: raw.relayclient,
-            environment: raw.environment,
-        };
         Ok(Rule {
             action: raw.action,
-            sender,
-            recipient,
-            fields: Box::new(fields),
+            sender: self.pattern(raw.sender, line, text)?,
+            recipient: self.pattern(raw.recipient, line, text)?,
+            tail: raw.tail.start(),
         })
     }
 
-    /// The rules' answer for the envelope sender (`""` for the null sender), at MAIL.
-    pub fn sender(&self, sender: &str) -> Result<Outcome, RulesError> {
-        let sender = Address::new(sender);
-        self.sender_rules
-            .run(&self.lists, &self.origin, &sender, None)
+    /// Inline, and lists apart: this runs twice for every rule of the file.
+    #[inline(always)]
+    fn pattern(
+        &mut self,
+        spec: PatternSpec,
+        line: usize,
+        text: &TextBuilder<'_>,
+    ) -> Result<Pattern, RulesError> {
+        match spec.body {
+            Body::Glob(glob) => Ok(Pattern::glob(glob, spec.negated)),
+            Body::List { path, domain_only } => {
+                let list = self.open_list(text.get(path), line)?;
+                Ok(Pattern::list(list, domain_only, spec.negated))
+            }
+        }
     }
 
-    /// The rules' answer for one recipient of a transaction from `sender`, at RCPT.
-    pub fn recipient(&self, sender: &str, recipient: &str) -> Result<Outcome, RulesError> {
-        let (sender, recipient) = (Address::new(sender), Address::new(recipient));
-        self.recipient_rules
-            .run(&self.lists, &self.origin, &sender, Some(&recipient))
+    /// The index in `lists` of the list file `path`, named at `line`: read at its first use.
+    #[inline(never)]
+    fn open_list(&mut self, path: &str, line: usize) -> Result<u32, RulesError> {
+        let list = match self.list_index.get(path) {
+            Some(&list) => list,
+            None => {
+                let loaded = List::load(path, self.origin, line)?;
+                self.lists.push(loaded);
+                self.list_index
+                    .insert(path.to_string(), self.lists.len() - 1);
+                self.lists.len() - 1
+            }
+        };
+        // As many lists as rules at most: a file under 4 GiB has fewer.
+        Ok(u32::try_from(list).unwrap_or(u32::MAX))
     }
 }
 
@@ -370,8 +443,8 @@ mod tests {
         );
         // Before a selector: `*` recipient = sender rule; a chain goes where its rules all go.
         let r = rules("d*:*@x:R\n&s@*:*\nz*:*@y:D\n&u@*:*\nk*:*:S\n");
-        assert_eq!(r.sender_rules.len(), 2);
-        assert_eq!(r.recipient_rules.len(), 3);
+        assert_eq!(r.table.len(Selector::Sender), 2);
+        assert_eq!(r.table.len(Selector::Recipient), 3);
         let out = r.recipient("s@a", "b@y").expect("ok");
         assert_eq!(
             (out.verdict, out.text.as_deref()),

@@ -1,4 +1,5 @@
-//! One list of rules (the sender rules or the recipient rules) and its evaluation (SPEC 5).
+//! The rules of a file in their two lists (sender rules, recipient rules), and their
+//! evaluation (SPEC 5).
 //!
 //! This module owns the order in which rules are tried, the `&` chains, and the fields that
 //! accumulate on the way to the deciding rule (see the module doc of `rules` for the
@@ -6,79 +7,110 @@
 //!
 //! Speed: a large rules file is mostly rules for one address or one domain (`d*:user@x`,
 //! `k*:*@example.com`). Trying 10,000 of them one by one for every address would cost a
-//! tenth of a millisecond or more each time, so such rules are also entered in hash tables
-//! keyed by that address or domain. An evaluation merges, in file order, the rules that must
-//! always be tried with the few that the tables give for this sender and recipient; every
-//! candidate is still tested in full, so the tables only skip rules that cannot match. Rules
-//! in an `&` chain are never skipped this way: a failed link must reach the rule it guards.
+//! tenth of a millisecond or more each time, so such rules are entered in a hash index
+//! (`index.rs`) under that address or domain instead. An evaluation merges, in file order,
+//! the rules that must always be tried with the few that the index gives for this sender and
+//! recipient; every candidate is still tested in full, so the index only skips rules that
+//! cannot match. Rules in an `&` chain are never skipped this way: a failed link must reach
+//! the rule it guards. The rules that are always tried are scanned from a dense vector of
+//! their quick conditions ([`Scan`]), which refuses most of them without reading them.
+//!
+//! The rules file is loaded in every session, so the table is a handful of vectors, whatever
+//! the number of rules: a rule is a small record, its texts are spans of the rules text,
+//! and what it does when applied is read again from the text (`tail.rs`) when it is.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::path::Path;
 
+use super::index::{Index, Kind};
 use super::list::List;
-use super::parse::Action;
-use super::pattern::{Address, Glob, IndexKey};
+use super::parse::{Action, Selector};
+use super::pattern::{Address, IndexKey, Pattern};
+use super::quick::Quick;
+use super::tail::{self, Tail};
+use super::text::{self, TextBuilder};
 use super::{error_at, Outcome, RulesError, Verdict};
 
-/// What is rarely needed when a rule is tried, kept out of line so that the rules a scan
-/// walks through stay small.
-pub(crate) struct Fields {
-    pub(crate) line: usize,
-    pub(crate) response: Option<String>,
-    pub(crate) databytes: Option<u64>,
-    pub(crate) relayclient: String,
-    pub(crate) environment: Vec<(String, String)>,
-}
-
+/// A rule, as a lookup tests it. What it changes when applied is read again from the text,
+/// and so is its line number (only an error message needs it): a large rules file is
+/// loaded in every session, and every byte here is written for every rule (a size test
+/// below keeps it at 48).
 pub(crate) struct Rule {
     pub(crate) action: Action,
     pub(crate) sender: Pattern,
     pub(crate) recipient: Pattern,
-    pub(crate) fields: Box<Fields>,
+    /// Where its fields after the patterns start, as written and checked at load: they run
+    /// to the end of the line (see [`text::rest_of_line`] and [`tail::tail`]).
+    pub(crate) tail: u32,
 }
 
-pub(crate) struct Pattern {
-    pub(crate) negated: bool,
-    pub(crate) test: Test,
+/// A list lookup that failed (only cdb lookups can).
+struct ListError<'a>(&'a List, crate::cdb::CdbError);
+
+/// A rule that every scan of its list tries, as the scan reads it first: its position, and
+/// what its patterns need of the addresses. A scan reads these from a small, dense vector,
+/// and refuses most rules on them alone, without reading the rules (see `quick.rs`).
+#[derive(Debug, Clone, Copy)]
+struct Scan {
+    /// The position in [`Table::rules`], with [`AND`] set for an `&` rule.
+    rule: u32,
+    sender: Quick,
+    /// [`Quick::ANY`] in the sender list, which does not look at the recipient pattern.
+    recipient: Quick,
 }
 
-pub(crate) enum Test {
-    Glob(Glob),
-    /// Index into `Rules::lists`.
-    List {
-        list: usize,
-        domain_only: bool,
-    },
-}
+/// Marks an `&` rule in [`Scan::rule`]: a file under 2 GiB has fewer rules than this.
+const AND: u32 = 1 << 31;
 
-impl Pattern {
-    fn index_key(&self) -> Option<IndexKey<'_>> {
-        match (&self.test, self.negated) {
-            (Test::Glob(glob), false) => glob.index_key(),
-            _ => None,
+impl Scan {
+    fn new(position: u32, rule: &Rule, list: Selector) -> Scan {
+        let and = if rule.action == Action::And { AND } else { 0 };
+        let recipient = match list {
+            Selector::Sender => Quick::ANY,
+            Selector::Recipient => rule.recipient.prefilter(),
+        };
+        Scan {
+            rule: position | and,
+            sender: rule.sender.prefilter(),
+            recipient,
         }
+    }
+
+    fn position(&self) -> u32 {
+        self.rule & !AND
+    }
+
+    fn is_and(&self) -> bool {
+        self.rule & AND != 0
+    }
+
+    /// Whether the rule may match these addresses.
+    #[inline(always)]
+    fn allows(&self, sender: &Address, recipient: Option<&Address>) -> bool {
+        self.sender.allows(sender) && recipient.is_none_or(|r| self.recipient.allows(r))
     }
 }
 
-const SENDER: usize = 0;
-const RECIPIENT: usize = 1;
-
-/// Rule positions by the one address (`exact`) or domain (`domain`) their pattern can match,
-/// for the sender pattern (`[SENDER]`) and the recipient pattern (`[RECIPIENT]`).
-#[derive(Default)]
-struct Index {
-    exact: [HashMap<String, Vec<usize>>; 2],
-    domain: [HashMap<String, Vec<usize>>; 2],
-}
-
+/// The rules of a file, in file order, in their two lists.
 #[derive(Default)]
 pub(crate) struct Table {
+    /// Both lists, in one vector sized once (see [`Table::reserve`]).
     rules: Vec<Rule>,
-    /// Positions of the rules not in `index`, in order.
-    always: Vec<usize>,
+    /// Per list, sender rules first: its rules not in `index`, in order.
+    always: [Vec<Scan>; 2],
+    /// The number of rules of each list.
+    count: [usize; 2],
     index: Index,
     /// Off only in tests, to check that the index changes no answer.
     no_index: bool,
+}
+
+/// The position in [`Table::always`] and [`Table::count`] of a list.
+fn slot(list: Selector) -> usize {
+    match list {
+        Selector::Sender => 0,
+        Selector::Recipient => 1,
+    }
 }
 
 impl Table {
@@ -90,74 +122,115 @@ impl Table {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.rules.len()
+    /// Makes room for `rules` rules: growing the vectors as the file is read would copy them
+    /// while they are small, and leave the old copies behind as written pages.
+    pub(crate) fn reserve(&mut self, rules: usize) {
+        self.rules.reserve(rules);
+        self.index.reserve(rules);
     }
 
-    /// Appends a complete chain: `&` rules and the rule they guard, or one lone rule.
-    pub(crate) fn push_chain(&mut self, chain: Vec<Rule>, recipient_rules: bool) {
+    /// The number of rules in `list`.
+    pub(crate) fn len(&self, list: Selector) -> usize {
+        self.count[slot(list)]
+    }
+
+    /// Appends a complete chain to `list`, leaving `chain` empty: `&` rules and the rule they
+    /// guard, or one lone rule. `text` holds the texts of their spans.
+    pub(crate) fn push_chain(&mut self, list: Selector, chain: &mut Vec<Rule>, text: &TextBuilder) {
         let lone = chain.len() == 1;
-        for rule in chain {
-            let position = self.rules.len();
-            // Sender rules never look at the recipient pattern.
-            let sender_key = || rule.sender.index_key().map(|k| (SENDER, k));
-            let key = match recipient_rules {
-                true => rule
-                    .recipient
-                    .index_key()
-                    .map(|k| (RECIPIENT, k))
-                    .or_else(sender_key),
-                false => sender_key(),
-            };
-            match key.filter(|_| lone && !self.no_index) {
-                Some((side, IndexKey::Exact(key))) => {
-                    let slot = self.index.exact[side].entry(key.to_string());
-                    slot.or_default().push(position);
-                }
-                Some((side, IndexKey::Domain(key))) => {
-                    let slot = self.index.domain[side].entry(key.to_string());
-                    slot.or_default().push(position);
-                }
-                None => self.always.push(position),
-            }
-            self.rules.push(rule);
+        for rule in chain.drain(..) {
+            self.push(list, rule, lone, text);
         }
     }
 
-    /// Positions of the indexed rules that may match these addresses, in order.
-    fn indexed_candidates(&self, addresses: [Option<&Address>; 2]) -> Vec<usize> {
+    /// Appends a rule to `list`; `lone` when it is not part of an `&` chain, whose rules are
+    /// never skipped and so never indexed. Inline: this runs for every rule of the file.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, list: Selector, rule: Rule, lone: bool, text: &TextBuilder) {
+        // Positions of rules in a file under 4 GiB fit.
+        let position = u32::try_from(self.rules.len()).unwrap_or(u32::MAX);
+        let key = |pattern: &Pattern, side| {
+            Some(match pattern.index_key()? {
+                IndexKey::Exact(key) => (Kind::new(list, side, false), key),
+                IndexKey::Domain(key) => (Kind::new(list, side, true), key),
+            })
+        };
+        // Sender rules never look at the recipient pattern.
+        let key = match (lone && !self.no_index, list) {
+            (false, _) => None,
+            (true, Selector::Sender) => key(&rule.sender, Selector::Sender),
+            (true, Selector::Recipient) => key(&rule.recipient, Selector::Recipient)
+                .or_else(|| key(&rule.sender, Selector::Sender)),
+        };
+        match key {
+            Some((kind, key)) => self.index.push(kind, key, text.get(key), position),
+            None => self.always[slot(list)].push(Scan::new(position, &rule, list)),
+        }
+        self.count[slot(list)] += 1;
+        self.rules.push(rule);
+    }
+
+    /// Readies the index once every rule is in.
+    pub(crate) fn finish(&mut self) {
+        self.index.link();
+    }
+
+    /// Positions of the indexed rules of `list` that may match these addresses, in order.
+    fn indexed_candidates(
+        &self,
+        list: Selector,
+        text: &str,
+        sender: &Address,
+        recipient: Option<&Address>,
+    ) -> Vec<u32> {
         let mut found = Vec::new();
-        for (side, address) in addresses.into_iter().enumerate() {
+        let sides = [
+            (Some(sender), Selector::Sender),
+            (recipient, Selector::Recipient),
+        ];
+        for (address, side) in sides {
             let Some(address) = address else { continue };
-            if let Some(hits) = self.index.exact[side].get(address.as_str()) {
-                found.extend_from_slice(hits);
-            }
-            if let Some((_, domain)) = address.domain() {
-                if let Some(hits) = self.index.domain[side].get(domain) {
-                    found.extend_from_slice(hits);
-                }
+            let exact = Kind::new(list, side, false);
+            self.index.find(text, exact, address.as_str(), &mut found);
+            if let Some((_, name)) = address.domain() {
+                let domain = Kind::new(list, side, true);
+                self.index.find(text, domain, name, &mut found);
             }
         }
         found.sort_unstable();
         found
     }
 
-    /// The first deciding rule for `sender` (and `recipient`, for the recipient rules).
+    /// The first deciding rule of `list` for `sender` (and `recipient`, for the recipient
+    /// rules); `text` is the rules text.
     pub(crate) fn run(
         &self,
+        list: Selector,
+        text: &str,
         lists: &[List],
         origin: &Path,
         sender: &Address,
         recipient: Option<&Address>,
     ) -> Result<Outcome, RulesError> {
-        let indexed = self.indexed_candidates([Some(sender), recipient]);
+        let indexed = self.indexed_candidates(list, text, sender, recipient);
         let mut effects = Effects::default();
         // False after a failed `&`, until the rule that chain guards has been skipped.
         let mut chain_ok = true;
-        for position in merge(&self.always, &indexed) {
-            let rule = &self.rules[position];
-            let hit = chain_ok && rule_matches(rule, lists, origin, sender, recipient)?;
-            if rule.action == Action::And {
+        for (position, scan) in merge(&self.always[slot(list)], &indexed) {
+            let rule = &self.rules[position as usize];
+            // Indexed rules are never in `&` chains.
+            let is_and = scan.is_some_and(Scan::is_and);
+            let hit = chain_ok
+                && scan.is_none_or(|scan| scan.allows(sender, recipient))
+                && rule_matches(rule, text, lists, sender, recipient).map_err(
+                    |ListError(list, e)| {
+                        let origin = origin.display();
+                        let line = text::line_number(text, rule.tail);
+                        let reason = format!("{e} (a list of the rule at {origin}:{line})");
+                        error_at(list.path(), 0, reason)
+                    },
+                )?;
+            if is_and {
                 chain_ok = hit;
                 continue;
             }
@@ -165,7 +238,11 @@ impl Table {
             if !hit {
                 continue;
             }
-            effects.apply(&rule.fields, recipient.is_some());
+            let Ok(tail) = tail::tail(text::rest_of_line(text, rule.tail)) else {
+                debug_assert!(false, "the fields of a rule are checked at load");
+                continue;
+            };
+            effects.apply(&tail, recipient.is_some());
             let verdict = match rule.action {
                 Action::Noop | Action::And => continue,
                 Action::Accept => Verdict::Accept,
@@ -173,42 +250,39 @@ impl Table {
                 Action::Defer => Verdict::Defer,
                 Action::Pass => Verdict::Pass,
             };
-            return Ok(effects.finish(verdict, rule.fields.response.clone()));
+            return Ok(effects.finish(verdict, tail.response.map(Cow::into_owned)));
         }
         Ok(effects.finish(Verdict::NoMatch, None))
     }
 }
 
-/// The union of two ascending sequences, ascending.
-fn merge<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
-    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+/// The positions of the rules of `always` and `indexed`, both ascending, in ascending
+/// order; with their [`Scan`] for those of `always`.
+fn merge<'a>(
+    always: &'a [Scan],
+    indexed: &'a [u32],
+) -> impl Iterator<Item = (u32, Option<&'a Scan>)> + 'a {
+    let (mut a, mut b) = (always.iter().peekable(), indexed.iter().peekable());
     std::iter::from_fn(move || match (a.peek(), b.peek()) {
-        (Some(&&x), Some(&&y)) if y < x => b.next().copied(),
-        (Some(_), _) => a.next().copied(),
-        (None, _) => b.next().copied(),
+        (Some(x), Some(&&y)) if y < x.position() => b.next().map(|&y| (y, None)),
+        (Some(_), _) => a.next().map(|x| (x.position(), Some(x))),
+        (None, _) => b.next().map(|&y| (y, None)),
     })
 }
 
-fn rule_matches(
+fn rule_matches<'a>(
     rule: &Rule,
-    lists: &[List],
-    origin: &Path,
+    text: &str,
+    lists: &'a [List],
     sender: &Address,
     recipient: Option<&Address>,
-) -> Result<bool, RulesError> {
-    let test = |pattern: &Pattern, address: &Address| -> Result<bool, RulesError> {
-        let hit = match &pattern.test {
-            Test::Glob(glob) => glob.matches(address),
-            Test::List { list, domain_only } => {
-                let list = &lists[*list];
-                list.matches(address, *domain_only).map_err(|e| {
-                    let (origin, line) = (origin.display(), rule.fields.line);
-                    let reason = format!("{e} (a list of the rule at {origin}:{line})");
-                    error_at(list.path(), 0, reason)
-                })?
-            }
-        };
-        Ok(hit != pattern.negated)
+) -> Result<bool, ListError<'a>> {
+    let test = |pattern: &Pattern, address: &Address| {
+        pattern.matches(text, address, |list, domain_only| {
+            let list = &lists[list];
+            list.matches(address, domain_only)
+                .map_err(|e| ListError(list, e))
+        })
     };
     if !test(&rule.sender, sender)? {
         return Ok(false);
@@ -228,14 +302,19 @@ struct Effects {
 }
 
 impl Effects {
-    fn apply(&mut self, fields: &Fields, for_recipient: bool) {
-        if let Some(limit) = fields.databytes {
+    fn apply(&mut self, tail: &Tail, for_recipient: bool) {
+        if let Some(limit) = tail.databytes {
+            let limit = limit.get();
             self.databytes = Some(self.databytes.map_or(limit, |d| d.min(limit)));
         }
         if for_recipient {
-            self.relayclient.push_str(&fields.relayclient);
+            self.relayclient.push_str(&tail.relayclient);
         }
-        self.environment.extend(fields.environment.iter().cloned());
+        let environment = &mut self.environment;
+        let checked = tail::environment(tail.environment, |name, value| {
+            environment.push((name.to_string(), value.to_string()));
+        });
+        debug_assert!(checked.is_ok(), "ENVIRONMENT is checked at load");
     }
 
     fn finish(self, verdict: Verdict, text: Option<String>) -> Outcome {
@@ -254,21 +333,45 @@ mod tests {
     use super::super::Rules;
     use super::*;
 
+    /// Every byte of these is written for every rule of a file, in every session.
+    #[test]
+    fn records_stay_small() {
+        assert!(std::mem::size_of::<Rule>() <= 48);
+        assert!(std::mem::size_of::<Scan>() <= 12);
+    }
+
     #[test]
     fn merge_keeps_order() {
-        let merged: Vec<usize> = merge(&[1, 4, 5, 9], &[0, 2, 6, 10, 11]).collect();
-        assert_eq!(merged, [0, 1, 2, 4, 5, 6, 9, 10, 11]);
-        assert_eq!(merge(&[], &[3]).collect::<Vec<_>>(), [3]);
-        assert_eq!(merge(&[3], &[]).collect::<Vec<_>>(), [3]);
+        let scans = |positions: &[u32]| -> Vec<Scan> {
+            let (sender, recipient) = (Quick::ANY, Quick::ANY);
+            let scan = |&rule| Scan {
+                rule,
+                sender,
+                recipient,
+            };
+            positions.iter().map(scan).collect()
+        };
+        let merge = |a: &[u32], b: &[u32]| -> Vec<(u32, bool)> {
+            let a = scans(a);
+            merge(&a, b).map(|(p, scan)| (p, scan.is_some())).collect()
+        };
+        let merged = merge(&[1, 4, 5, 9], &[0, 2, 6, 10, 11]);
+        let positions: Vec<u32> = merged.iter().map(|&(p, _)| p).collect();
+        assert_eq!(positions, [0, 1, 2, 4, 5, 6, 9, 10, 11]);
+        assert!(merged
+            .iter()
+            .all(|&(p, scan)| scan == [1, 4, 5, 9].contains(&p)));
+        assert_eq!(merge(&[], &[3]), [(3, false)]);
+        assert_eq!(merge(&[3], &[]), [(3, true)]);
     }
 
     #[test]
     fn indexed_rules_are_found() {
         let text = ":r\nd*:a@x:A\nd*:*@y:Y\nkb@z:*@w:B\n&*:c@x\nd*:*:C\nz*:*:Z\n";
         let rules = Rules::parse(text, Path::new("t")).expect("parses");
-        let table = &rules.recipient_rules;
+        let table = &rules.table;
         assert_eq!(
-            table.always.len(),
+            table.always[1].len(),
             3,
             "chain rules and the catch-all are not indexed"
         );
@@ -311,8 +414,8 @@ mod tests {
             }
             text.push_str("k*:*:END\n");
             let origin = Path::new("t");
-            let indexed = Rules::build(&text, origin, Table::default);
-            let plain = Rules::build(&text, origin, Table::without_index);
+            let indexed = Rules::build(text.clone(), origin, Table::default);
+            let plain = Rules::build(text.clone(), origin, Table::without_index);
             let (Ok(indexed), Ok(plain)) = (indexed, plain) else {
                 continue; // a selector inside a chain
             };
