@@ -58,7 +58,7 @@ fn clean(s: &str) -> String {
 impl Trace<'_> {
     /// The headers to prepend, with CRLF line ends, dated `now`.
     pub fn headers(&self, now: SystemTime) -> Vec<u8> {
-        let date = rfc5322_date(now);
+        let date = date_cached(now);
         let mut out = String::with_capacity(256);
         if let Some(fixup) = self.fixup() {
             out.push_str(&fixup);
@@ -152,6 +152,26 @@ impl Trace<'_> {
     }
 }
 
+/// [`rfc5322_date`], remembered for the second it names: a pipelined batch of messages
+/// within one second formats the date once.
+fn date_cached(t: SystemTime) -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, rfc5322_date(t));
+        }
+        last.1.clone()
+    })
+}
+
 /// `Sun, 22 Nov 2026 10:04:00 +0000` (RFC 5322 3.3), in UTC.
 pub fn rfc5322_date(t: SystemTime) -> String {
     let secs = t
@@ -211,6 +231,14 @@ mod tests {
             rfc5322_date(at(951_782_400)),
             "Tue, 29 Feb 2000 00:00:00 +0000"
         );
+    }
+
+    #[test]
+    fn the_date_cache_follows_the_clock() {
+        assert_eq!(date_cached(at(0)), "Thu, 1 Jan 1970 00:00:00 +0000");
+        assert_eq!(date_cached(at(0)), "Thu, 1 Jan 1970 00:00:00 +0000");
+        assert_eq!(date_cached(at(61)), "Thu, 1 Jan 1970 00:01:01 +0000");
+        assert_eq!(date_cached(at(0)), "Thu, 1 Jan 1970 00:00:00 +0000");
     }
 
     fn conn() -> Conn {

@@ -21,8 +21,8 @@ enum Sink {
 const MAX_PENDING: usize = 8 * 1024;
 
 struct Logger {
-    program: String,
-    pid: u32,
+    /// `PROGRAM[PID]: `, made once: every line starts with it.
+    prefix: String,
     sink: Mutex<Sink>,
 }
 
@@ -61,8 +61,7 @@ pub fn init(program: &str, facility: Option<&str>, socket: Option<&Path>) {
         }
     };
     let _ = LOGGER.set(Logger {
-        program: program.to_string(),
-        pid,
+        prefix: format!("{program}[{pid}]: "),
         sink: Mutex::new(sink),
     });
     if let Some(n) = note {
@@ -101,7 +100,9 @@ pub fn line(msg: &str) {
     match &mut *sink {
         Sink::Stderr { pending, holding } => {
             // Whole lines per write, so that lines of concurrent processes do not interleave.
-            let _ = writeln!(pending, "{}[{}]: {msg}", logger.program, logger.pid);
+            pending.extend_from_slice(logger.prefix.as_bytes());
+            pending.extend_from_slice(msg.as_bytes());
+            pending.push(b'\n');
             if !*holding || pending.len() >= MAX_PENDING {
                 write_out(pending);
             }
