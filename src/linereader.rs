@@ -55,11 +55,6 @@ impl LineReader {
         }
     }
 
-    /// Bytes received and not yet parsed.
-    pub fn buffered(&self) -> usize {
-        self.end - self.start
-    }
-
     /// Space for the next read, after moving unparsed bytes to the front. The parsers
     /// guarantee it is never empty when they ask for more input.
     pub fn space(&mut self) -> &mut [u8] {

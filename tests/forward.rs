@@ -6,17 +6,15 @@
 //! Every run is bounded: forward is killed after RUN_LIMIT, servers when dropped.
 
 mod common;
-use common::{command, free_port, python, run_with_input, scratch, tool, Server, REJECT, SPOOL};
+use common::{command, free_port, run_with_input, scratch, tool, Server, REJECT, SPOOL};
 use smtpfront::spool::format::{Header, Stuffer};
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 const FORWARD: &str = env!("CARGO_BIN_EXE_forward");
-const SERVER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward_server.py");
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// Names of spool files: they sort by arrival and carry the arrival time (1796000000 is
 /// late November 2026, in the past of these tests; 1000000000 is 2001).
@@ -43,26 +41,7 @@ struct Received {
 impl Remote {
     /// `config`: extra JSON members, e.g. `"mode": "raw", "pipelining": false`.
     fn start(config: &str) -> Option<Remote> {
-        let py = python()?;
-        let out = scratch("forward-remote");
-        let sep = if config.is_empty() { "" } else { ", " };
-        let json = format!("{{\"outdir\": {:?}{sep}{config}}}", out.to_str().unwrap());
-        let mut child = command(py, &[])
-            .arg(SERVER_PY)
-            .arg(json)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start forward_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .unwrap_or_else(|| panic!("forward_server.py said {line:?}"))
-            .parse()
-            .unwrap();
+        let (child, port, out) = common::start_forward_server(config, "forward-remote")?;
         Some(Remote { child, port, out })
     }
 

@@ -763,67 +763,10 @@ fn log_script_stamps_lines_into_main_current() {
     let (Some(_), Some(_)) = (tool("multilog"), tool("setuidgid")) else {
         return;
     };
-    let dir = scratch("svc-log");
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::create_dir(dir.join("env")).unwrap();
-    fs::create_dir(dir.join("main")).unwrap();
-    // As root the script switches to LOGUSER, who must own ./main.
-    let as_nobody = running_as_root().then(|| uid_of("nobody")).flatten();
-    if let Some(_uid) = as_nobody {
-        fs::write(dir.join("env/LOGUSER"), "nobody\n").unwrap();
-        let chown = command("chown", &[])
-            .args(["nobody", dir.join("main").to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(chown.success());
-    }
-    let mut child = command(service("smtpfront/log/run"), &[])
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"tcpserver: status: 0/100\nsmtpfront-spool[42]: a line\n")
-        .unwrap();
-    drop(stdin);
-    // multilog writes what it read and exits at the end of its input.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "multilog did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{err}");
-    let current = dir.join("main/current");
-    let text = fs::read_to_string(&current).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    for (line, want) in lines
-        .iter()
-        .zip(["tcpserver: status: 0/100", "smtpfront-spool[42]: a line"])
-    {
-        // A TAI64N label: '@', 24 hexadecimal digits (the seconds start 4000...), a space.
-        let (label, rest) = line.split_at(25);
-        assert!(label.starts_with("@4000"), "{line}");
-        assert!(label[1..].bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
-        assert_eq!(rest, format!(" {want}"));
-    }
-    if let Some(uid) = as_nobody {
-        assert_eq!(fs::metadata(&current).unwrap().uid(), uid);
-    }
-    let _ = fs::remove_dir_all(dir);
+    common::check_log_run(
+        &service("smtpfront/log/run"),
+        &["tcpserver: status: 0/100", "smtpfront-spool[42]: a line"],
+    );
 }
 
 /// `Key=value` lines of a unit file (comments and section headers left out).

@@ -13,9 +13,8 @@
 
 mod common;
 
-use common::{command, free_port, python, run_with_input, scratch, tool, SPOOL};
+use common::{command, free_port, run_with_input, scratch, tool, SPOOL};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -23,7 +22,6 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const FORWARD: &str = env!("CARGO_BIN_EXE_forward");
-const SERVER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward_server.py");
 /// How long anything the loop should do may take (it polls every INTERVAL=1 s).
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -279,25 +277,7 @@ struct Remote {
 
 impl Remote {
     fn start() -> Option<Remote> {
-        let py = python()?;
-        let out = scratch("svcfw-remote");
-        let json = format!("{{\"outdir\": {:?}}}", out.to_str().unwrap());
-        let mut child = command(py, &[])
-            .arg(SERVER_PY)
-            .arg(json)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start forward_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .unwrap_or_else(|| panic!("forward_server.py said {line:?}"))
-            .parse()
-            .unwrap();
+        let (child, port, out) = common::start_forward_server("", "svcfw-remote")?;
         Some(Remote { child, port, out })
     }
 
@@ -572,66 +552,11 @@ fn log_script_stamps_lines_into_main_current() {
     let (Some(_), Some(_), Some(_)) = (tool("multilog"), tool("setuidgid"), tool("envdir")) else {
         return;
     };
-    let dir = scratch("svcfw-log");
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::create_dir(dir.join("env")).unwrap();
-    fs::create_dir(dir.join("main")).unwrap();
-    // As root the script switches to LOGUSER, who must own ./main.
-    let as_nobody = running_as_root().then(|| uid_of("nobody")).flatten();
-    if as_nobody.is_some() {
-        fs::write(dir.join("env/LOGUSER"), "nobody\n").unwrap();
-        let chown = command("chown", &[])
-            .args(["nobody", dir.join("main").to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(chown.success());
-    }
-    let mut child = command(service("forward/log/run"), &[])
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = [
-        "forward[42]: 1796000000.000001.1.0 to <b@example.com>: delivered: 250 2.0.0 Ok",
-        "forward-loop[41]: forward exited 78: usage or configuration error (see above)",
-    ];
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{}\n{}\n", lines[0], lines[1]).as_bytes())
-        .unwrap();
-    drop(stdin);
-    // multilog writes what it read and exits at the end of its input.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "multilog did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{err}");
-    let current = dir.join("main/current");
-    let text = fs::read_to_string(&current).unwrap();
-    let got: Vec<&str> = text.lines().collect();
-    assert_eq!(got.len(), 2, "{text}");
-    for (line, want) in got.iter().zip(lines) {
-        // A TAI64N label: '@', 24 hexadecimal digits (the seconds start 4000...), a space.
-        let (label, rest) = line.split_at(25);
-        assert!(label.starts_with("@4000"), "{line}");
-        assert!(label[1..].bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
-        assert_eq!(rest, format!(" {want}"));
-    }
-    if let Some(uid) = as_nobody {
-        assert_eq!(fs::metadata(&current).unwrap().uid(), uid);
-    }
-    let _ = fs::remove_dir_all(dir);
+    common::check_log_run(
+        &service("forward/log/run"),
+        &[
+            "forward[42]: 1796000000.000001.1.0 to <b@example.com>: delivered: 250 2.0.0 Ok",
+            "forward-loop[41]: forward exited 78: usage or configuration error (see above)",
+        ],
+    );
 }

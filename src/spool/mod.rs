@@ -18,7 +18,7 @@ pub mod format;
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Write buffer of a message file: one write system call per 64 KiB of message.
@@ -159,11 +159,6 @@ impl Drop for Draft {
 /// fsync of a directory, so that a rename into it survives a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// Mode bits of a path, for tests and diagnostics.
-pub fn mode(path: &Path) -> io::Result<u32> {
-    Ok(fs::metadata(path)?.permissions().mode() & 0o7777)
 }
 
 /// `tmp/` files older than this are left by a crash and are removed by forward (SPEC 6).

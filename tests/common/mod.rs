@@ -227,3 +227,103 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Ran {
     );
     ran
 }
+
+/// Runs a daemontools `log/run` script (multilog) in a scratch directory, as `nobody` when
+/// root (the scripts switch to LOGUSER), feeds it `lines`, and checks that `main/current`
+/// holds each line behind a TAI64N label, owned by the log user.
+pub fn check_log_run(script: &Path, lines: &[&str]) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = scratch("log-run");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(dir.join("env")).unwrap();
+    std::fs::create_dir(dir.join("main")).unwrap();
+    // /proc/self belongs to the process's effective user.
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let nobody = root
+        .then(|| command("id", &[]).args(["-u", "nobody"]).output().ok())
+        .flatten()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<u32>().ok());
+    if nobody.is_some() {
+        // As root the script switches to LOGUSER, who must own ./main.
+        std::fs::write(dir.join("env/LOGUSER"), "nobody\n").unwrap();
+        let chown = command("chown", &[])
+            .args(["nobody", dir.join("main").to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(chown.success());
+    }
+    let mut child = command(script, &[])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    // multilog writes what it read and exits at the end of its input.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "multilog did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    let current = dir.join("main/current");
+    let text = std::fs::read_to_string(&current).unwrap();
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got.len(), lines.len(), "{text}");
+    for (line, want) in got.iter().zip(lines) {
+        // A TAI64N label: '@', 24 hexadecimal digits (the seconds start 4000...), a space.
+        let (label, rest) = line.split_at(25);
+        assert!(label.starts_with("@4000"), "{line}");
+        assert!(label[1..].bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
+        assert_eq!(rest, format!(" {want}"));
+    }
+    if let Some(uid) = nobody {
+        assert_eq!(std::fs::metadata(&current).unwrap().uid(), uid);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The test SMTP server (aiosmtpd, or raw asyncio) that forward delivers to.
+pub const FORWARD_SERVER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward_server.py");
+
+/// Starts `tests/forward_server.py` with `config` (extra JSON members, e.g.
+/// `"mode": "raw"`) and an output directory; returns the process, its port and the directory
+/// where it writes what it received.
+pub fn start_forward_server(config: &str, name: &str) -> Option<(Child, u16, PathBuf)> {
+    use std::io::{BufRead, BufReader};
+    let py = python()?;
+    let out = scratch(name);
+    let sep = if config.is_empty() { "" } else { ", " };
+    let json = format!("{{\"outdir\": {:?}{sep}{config}}}", out.to_str().unwrap());
+    let mut child = command(py, &[])
+        .arg(FORWARD_SERVER_PY)
+        .arg(json)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start forward_server.py");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .unwrap_or_else(|| panic!("forward_server.py said {line:?}"))
+        .parse()
+        .unwrap();
+    Some((child, port, out))
+}
