@@ -36,6 +36,14 @@ pub struct LineReader {
     discarding: bool,
     /// In DATA: the next byte begins a line (so a dot there is special).
     at_line_start: bool,
+    /// The last command line ended in CRLF (not a bare LF).
+    command_crlf: bool,
+    /// In DATA: only CRLF `.` CRLF ends the message (the DATA line ended in CRLF; SPEC 3).
+    strict_end: bool,
+    /// In DATA: the line before the current one ended in CRLF.
+    after_crlf: bool,
+    /// In DATA: lines of this message that ended in a bare LF.
+    bare_lfs: u64,
 }
 
 impl Default for LineReader {
@@ -52,6 +60,10 @@ impl LineReader {
             end: 0,
             discarding: false,
             at_line_start: true,
+            command_crlf: true,
+            strict_end: true,
+            after_crlf: true,
+            bare_lfs: 0,
         }
     }
 
@@ -102,7 +114,8 @@ impl LineReader {
                 Some(i) => {
                     let line_start = self.start;
                     self.start += i + 1;
-                    let line = strip_cr(&self.buf[line_start..line_start + i]);
+                    let (line, crlf) = strip_cr(&self.buf[line_start..line_start + i]);
+                    self.command_crlf = crlf;
                     if line.len() > MAX_COMMAND {
                         Some(CommandLine::TooLong)
                     } else {
@@ -120,9 +133,19 @@ impl LineReader {
         }
     }
 
-    /// Prepares for DATA: the first byte after the `354` begins a line.
+    /// Prepares for DATA, right after the `DATA` command line was taken: the first byte
+    /// after the `354` begins a line. How that line ended decides how the message may end.
     pub fn start_data(&mut self) {
         self.at_line_start = true;
+        self.strict_end = self.command_crlf;
+        self.after_crlf = self.command_crlf;
+        self.bare_lfs = 0;
+    }
+
+    /// Lines of the current (or last) message that ended in a bare LF: they were kept as
+    /// lines, but a relay in front of us may not have seen them as line ends (SPEC 3).
+    pub fn bare_lfs(&self) -> u64 {
+        self.bare_lfs
     }
 
     /// The next piece of the message, or `None` when more input is needed.
@@ -133,14 +156,21 @@ impl LineReader {
             Some(i) => {
                 let line_start = self.start;
                 self.start += i + 1;
-                let mut line = strip_cr(&self.buf[line_start..line_start + i]);
-                if self.at_line_start {
-                    if line == b"." {
+                let (mut line, crlf) = strip_cr(&self.buf[line_start..line_start + i]);
+                let at_line_start = std::mem::replace(&mut self.at_line_start, true);
+                let after_crlf = std::mem::replace(&mut self.after_crlf, crlf);
+                if at_line_start && line == b"." {
+                    // SPEC 3, SMTP smuggling: a lone dot ends the message only where every
+                    // reading of the stream agrees. After a CRLF `DATA` that is CRLF `.`
+                    // CRLF; after a bare-LF `DATA` (an old client) any line end will do.
+                    if !self.strict_end || (after_crlf && crlf) {
                         return Some(DataPiece::End);
                     }
+                    // Not an end: the lone dot is content, kept as it came.
+                } else if at_line_start {
                     line = line.strip_prefix(b".").unwrap_or(line);
                 }
-                self.at_line_start = true;
+                self.bare_lfs += u64::from(!crlf);
                 Some(DataPiece::Text {
                     bytes: line,
                     ends_line: true,
@@ -173,8 +203,12 @@ impl LineReader {
     }
 }
 
-fn strip_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
+/// The line without a final CR, and whether there was one.
+fn strip_cr(line: &[u8]) -> (&[u8], bool) {
+    match line.strip_suffix(b"\r") {
+        Some(l) => (l, true),
+        None => (line, false),
+    }
 }
 
 #[cfg(test)]
@@ -200,9 +234,17 @@ mod tests {
         out
     }
 
-    /// Un-stuffed message text with CRLF line ends, and whether the end dot came.
+    /// Un-stuffed message text with CRLF line ends, and whether the end dot came, after a
+    /// `DATA` command that ended in CRLF.
     fn message(input: &[u8], chunk: usize) -> (Vec<u8>, bool, Vec<u8>) {
+        message_after(b"DATA\r\n", input, chunk)
+    }
+
+    /// The same after the `data` command line (`DATA\r\n` or `DATA\n`).
+    fn message_after(data: &[u8], input: &[u8], chunk: usize) -> (Vec<u8>, bool, Vec<u8>) {
         let mut r = LineReader::new();
+        r.push(data);
+        assert_eq!(r.command(), Some(CommandLine::Line(b"DATA")));
         r.start_data();
         let mut msg = vec![];
         let mut rest = input;
@@ -271,10 +313,77 @@ mod tests {
     }
 
     #[test]
-    fn bare_lf_dot_ends_data() {
-        let (msg, ended, _) = message(b"x\n.\n", 1);
+    fn bare_lf_dot_ends_data_after_a_bare_lf_data() {
+        let (msg, ended, _) = message_after(b"DATA\n", b"x\n.\n", 1);
         assert!(ended);
         assert_eq!(msg, b"x\r\n");
+        let (msg, ended, _) = message_after(b"DATA\n", b"x\r\n.\r\n", 1);
+        assert!(ended);
+        assert_eq!(msg, b"x\r\n");
+    }
+
+    /// SPEC 3, SMTP smuggling (CVE-2023-51764 class): after a CRLF `DATA`, only CRLF `.`
+    /// CRLF ends the message; the other dot lines are content and the smuggled commands
+    /// behind them stay inside the message.
+    #[test]
+    fn smuggling_dot_lines_are_content_after_a_crlf_data() {
+        for (input, content) in [
+            (
+                &b"a\n.\nMAIL\r\n.\r\nQUIT\r\n"[..],
+                &b"a\r\n.\r\nMAIL\r\n"[..],
+            ),
+            (b"a\r\n.\nMAIL\r\n.\r\nQUIT\r\n", b"a\r\n.\r\nMAIL\r\n"),
+            (b"a\n.\r\nMAIL\r\n.\r\nQUIT\r\n", b"a\r\n.\r\nMAIL\r\n"),
+            (b".\nMAIL\r\n.\r\nQUIT\r\n", b".\r\nMAIL\r\n"),
+            (b"a\r.\r\n.\r\nQUIT\r\n", b"a\r.\r\n"),
+        ] {
+            for chunk in [1, 2, 3, 64] {
+                let (msg, ended, tail) = message(input, chunk);
+                assert!(ended, "{input:?}");
+                assert_eq!(msg, content, "{input:?} in chunks of {chunk}");
+                assert_eq!(tail, b"QUIT\r\n", "{input:?}");
+            }
+        }
+    }
+
+    /// Reads one message after a `DATA` command in `input`; true when its dot came.
+    fn read_message(r: &mut LineReader, input: &[u8]) -> bool {
+        r.push(input);
+        assert_eq!(r.command(), Some(CommandLine::Line(b"DATA")));
+        r.start_data();
+        while let Some(piece) = r.data() {
+            if piece == DataPiece::End {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn bare_lfs_are_counted_per_message() {
+        let mut r = LineReader::new();
+        assert!(read_message(&mut r, b"DATA\r\na\nb\r\n.\nc\r\n.\r\n"));
+        assert_eq!(r.bare_lfs(), 2);
+        assert!(read_message(&mut r, b"DATA\r\nx\r\n.\r\n"));
+        assert_eq!(r.bare_lfs(), 0);
+        assert!(read_message(&mut r, b"DATA\nx\ny\n.\n"));
+        assert_eq!(r.bare_lfs(), 2, "the end line is not counted");
+    }
+
+    #[test]
+    fn crlf_dot_after_a_long_line_in_pieces_ends_data() {
+        let mut input = vec![b'z'; BUF_SIZE + 10];
+        input.extend_from_slice(b"\r\n.\r\n");
+        let (msg, ended, _) = message(&input, 4096);
+        assert!(ended);
+        assert_eq!(msg.len(), BUF_SIZE + 12);
+        let mut input = vec![b'z'; BUF_SIZE + 10];
+        input.extend_from_slice(b"\n.\r\n");
+        let (_, ended, _) = message(&input, 4096);
+        assert!(
+            !ended,
+            "a bare LF before the dot line must not end the message"
+        );
     }
 
     #[test]

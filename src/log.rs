@@ -144,6 +144,18 @@ pub fn flush() {
     }
 }
 
+/// SPEC 8: most bytes of client text one log line quotes. A stranger writes into the log;
+/// without a cap a 4 KiB line of `\xff` becomes 16 KiB of log (4x amplification).
+pub const MAX_QUOTED: usize = 200;
+
+/// Client text as a log line quotes it: escaped, cut at [`MAX_QUOTED`] bytes with `…`.
+pub fn quote(bytes: &[u8]) -> String {
+    match bytes.get(..MAX_QUOTED) {
+        Some(head) if bytes.len() > MAX_QUOTED => escape(head) + "…",
+        _ => escape(bytes),
+    }
+}
+
 /// Client bytes made safe for a log line: printable ASCII stays, the rest becomes `\xNN`.
 pub fn escape(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -164,7 +176,16 @@ pub fn escape(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, quote, MAX_QUOTED};
+
+    #[test]
+    fn quote_cuts_long_client_text() {
+        assert_eq!(quote(b"short\xff"), "short\\xff");
+        let at_limit = vec![b'a'; MAX_QUOTED];
+        assert_eq!(quote(&at_limit), "a".repeat(MAX_QUOTED));
+        let over = vec![0xffu8; 4096];
+        assert_eq!(quote(&over), "\\xff".repeat(MAX_QUOTED) + "…");
+    }
 
     #[test]
     fn escape_keeps_printable_and_hides_controls() {
