@@ -57,6 +57,12 @@ pub fn parse_path(s: &str) -> Result<Path, PathError> {
         }
         _ => return Err(PathError::NoClosingBracket),
     };
+    // Valid UTF-8 may still hold C1 controls (U+0080..U+009F) in a quoted local part
+    // (`"a\xc2\x85b"@b.c`): the spool would have to rewrite them, and a bounce would go to
+    // another address. Refused instead (SPEC 3: fields are stored as received or not at all).
+    if address.chars().any(char::is_control) {
+        return Err(PathError::BadLocalPart);
+    }
     Ok(Path {
         address,
         consumed: i + 1,
@@ -206,6 +212,14 @@ mod tests {
             let complete = r.as_ref().map(|p| p.consumed == bad.len()).unwrap_or(false);
             assert!(r.is_err() || !complete, "{bad} parsed as {r:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_not_rewritten() {
+        assert_eq!(addr("<\"a\u{85}b\"@b.c>"), Err(PathError::BadLocalPart));
+        assert_eq!(addr("<a\u{9f}b@b.c>"), Err(PathError::BadLocalPart));
+        assert_eq!(addr("<ab@b\u{80}.c>"), Err(PathError::BadLocalPart));
+        assert_eq!(addr("<\"a\u{e9}b\"@b.c>").unwrap(), "\"a\u{e9}b\"@b.c");
     }
 
     #[test]

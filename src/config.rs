@@ -148,10 +148,10 @@ impl Settings {
     ) -> Result<(), ConfigError> {
         // Only upper-case names are ours: envy folds case, and `path` or `user` in lower
         // case must not be mistaken for a setting.
-        let vars: Vec<(String, String)> = vars
-            .into_iter()
-            .filter(|(k, _)| !k.bytes().any(|b| b.is_ascii_lowercase()))
-            .collect();
+        let vars = last_of_each(
+            vars.into_iter()
+                .filter(|(k, _)| !k.bytes().any(|b| b.is_ascii_lowercase())),
+        );
         let raw: Raw = envy::from_iter(vars).map_err(|e| ConfigError(name_variable(e)))?;
         let mut next = self.clone();
         next.merge(raw)?;
@@ -196,14 +196,21 @@ impl Settings {
             }
             self.sendmail = s;
         }
-        for (name, value) in [
-            ("SMTPGREETING", &raw.smtpgreeting),
-            ("HELOHOST", &raw.helohost),
-            ("HEADER_ADD", &raw.header_add),
+        // SPEC 2: these end up in protocol lines or headers, where a control character
+        // would start a new command or header line. HEADER_ADD's line separator is LF, and
+        // a tab there may fold a header (RFC 5322 2.2.3).
+        for (name, value, allowed) in [
+            ("SMTPGREETING", &raw.smtpgreeting, ""),
+            ("HELOHOST", &raw.helohost, ""),
+            ("FIXUP_RECEIVED_HOST", &raw.fixup_received_host, ""),
+            ("FIXUP_RECEIVED_IP", &raw.fixup_received_ip, ""),
+            ("HEADER_ADD", &raw.header_add, "\n\t"),
         ] {
             if let Some(v) = value {
-                if v.contains(['\r', '\0']) {
-                    return Err(ConfigError(format!("{name}={v:?} holds a CR or NUL byte")));
+                if v.chars().any(|c| c.is_control() && !allowed.contains(c)) {
+                    return Err(ConfigError(format!(
+                        "{name}={v:?} holds a control character"
+                    )));
                 }
             }
         }
@@ -225,6 +232,20 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// SPEC 5: when several mail rules set one variable, the later value wins. envy refuses a
+/// name given twice ("duplicate field"), so only the last of each name is passed on, in
+/// the order the names first came.
+fn last_of_each(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in vars {
+        match out.iter_mut().find(|(seen, _)| *seen == k) {
+            Some(slot) => slot.1 = v,
+            None => out.push((k, v)),
+        }
+    }
+    out
 }
 
 fn set<T>(slot: &mut Option<T>, value: Option<T>) {
@@ -300,6 +321,51 @@ mod tests {
         assert!(Settings::from_vars(vars(&[("SYSLOG", "mial")])).is_err());
         let s = Settings::from_vars(vars(&[("SYSLOG", "mail")])).unwrap();
         assert_eq!(s.syslog.as_deref(), Some("mail"));
+    }
+
+    /// Two rules that set one variable for one address: the later value wins (SPEC 5);
+    /// envy alone refused the pair and every later MAIL got `451 Mail rules are unusable`.
+    #[test]
+    fn the_later_of_two_values_wins() {
+        let mut s = Settings::default();
+        s.apply(vars(&[
+            ("RELAYCLIENT", "+a"),
+            ("MAXHOPS", "3"),
+            ("RELAYCLIENT", "+b"),
+            ("HEADER_ADD", "X-A: 1"),
+            ("HEADER_ADD", "X-B: 2"),
+        ]))
+        .unwrap();
+        assert_eq!(s.relayclient.as_deref(), Some("+b"));
+        assert_eq!(s.header_add.as_deref(), Some("X-B: 2"));
+        assert_eq!(s.maxhops, 3);
+    }
+
+    /// SPEC 2: a control character in a setting that ends up in a protocol line or a header
+    /// is a configuration error (a LF in HELOHOST made forward send two commands).
+    #[test]
+    fn control_characters_in_protocol_settings_are_refused() {
+        for name in [
+            "SMTPGREETING",
+            "HELOHOST",
+            "FIXUP_RECEIVED_HOST",
+            "FIXUP_RECEIVED_IP",
+            "HEADER_ADD",
+        ] {
+            for bad in ["a\nb", "a\rb", "a\0b", "a\x1bb", "a\u{85}b", "a\x7fb"] {
+                if name == "HEADER_ADD" && bad == "a\nb" {
+                    continue;
+                }
+                let e = Settings::from_vars(vars(&[(name, bad)])).unwrap_err();
+                assert_eq!(
+                    e.to_string(),
+                    format!("configuration error: {name}={bad:?} holds a control character")
+                );
+            }
+        }
+        let s = Settings::from_vars(vars(&[("HEADER_ADD", "X-A: 1\nX-B: 2\n\tfolded")])).unwrap();
+        assert_eq!(s.header_add.as_deref(), Some("X-A: 1\nX-B: 2\n\tfolded"));
+        assert!(Settings::from_vars(vars(&[("HELOHOST", "a\tb")])).is_err());
     }
 
     #[test]

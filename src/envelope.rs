@@ -15,6 +15,8 @@ pub struct Envelope {
     pub params: MailParams,
     /// Accepted recipients, as they will be delivered (RELAYCLIENT suffix appended).
     pub recipients: Vec<String>,
+    /// The bytes of `recipients` together (SPEC 3 bounds them per transaction).
+    pub recipient_bytes: usize,
     /// The size limit for this message: DATABYTES, possibly lowered by a mail rule.
     pub databytes: u64,
 }

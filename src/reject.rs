@@ -59,6 +59,11 @@ impl Backend for Refuse {
     fn data_end(&mut self, _envelope: &Envelope, _size: u64) -> io::Result<Queued> {
         Err(io::Error::other("refusing all mail"))
     }
+
+    /// SPEC 2: while it refuses, AUTH is neither offered nor run (like rblsmtpd).
+    fn auth_allowed(&self) -> bool {
+        false
+    }
 }
 
 /// The whole program: returns the exit status, or does not return (exec).

@@ -196,3 +196,15 @@ pub fn exec(argv: &[&OsStr]) -> io::Error {
     unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
     io::Error::last_os_error()
 }
+
+/// Sends SIGKILL to every process of the process group `pgid` (a child started as the
+/// leader of its own group): what it started in the background dies with it.
+pub fn kill_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid only sends a signal; no memory is involved.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}

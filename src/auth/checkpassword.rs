@@ -4,6 +4,7 @@
 //! that cannot be run) = temporary. The password is never logged.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,10 @@ pub fn check(program: &str, user: &str, password: &[u8], timeout: Duration) -> V
         .arg("true")
         .stdin(Stdio::null())
         // Its stdout must never reach the SMTP client, which is our stdout.
-        .stdout(Stdio::null());
+        .stdout(Stdio::null())
+        // Its own process group, so that a timeout kills whatever it started too (a
+        // background child would otherwise hold our log pipe open).
+        .process_group(0);
     crate::sys::pass_as_fd3(&mut cmd, reader);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -71,6 +75,7 @@ fn wait(child: &mut std::process::Child, path: &str, timeout: Duration) -> Verdi
                 }
             }
             Ok(None) if Instant::now() >= deadline => {
+                crate::sys::kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 return Verdict::Temporary(format!("{path} timed out after {timeout:?}"));

@@ -43,6 +43,13 @@ pub trait Backend {
 
     /// The message will not be accepted (too big, looping, client gone): drop what was kept.
     fn data_abort(&mut self) {}
+
+    /// Whether AUTH may be offered and run (when `CHECKPASSWORD` is set). A back end that
+    /// refuses all mail says no: checkpassword must not become a password oracle (SPEC 2
+    /// `SMTPREJECT`).
+    fn auth_allowed(&self) -> bool {
+        true
+    }
 }
 
 /// A message the back end has kept.

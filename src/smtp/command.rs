@@ -108,13 +108,39 @@ fn text(arg: &[u8]) -> Result<&str, CommandError> {
 }
 
 fn domain_arg(arg: &[u8]) -> Result<String, CommandError> {
-    // Client bytes that are not UTF-8 are kept (lossily): HELO is only ever recorded.
-    let name = String::from_utf8_lossy(arg);
-    let name = name.trim();
+    let name = sanitised(trim(arg));
     if name.is_empty() {
         return Err(CommandError::NoDomain);
     }
-    Ok(name.to_string())
+    Ok(name)
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let b = trim_start(b);
+    let n = b
+        .iter()
+        .rev()
+        .take_while(|&&c| c == b' ' || c == b'\t')
+        .count();
+    &b[..b.len() - n]
+}
+
+/// Client text that is only ever recorded (the HELO name), made safe in bytes as stored
+/// (SPEC 3): UTF-8 characters stay, and every control character and every byte that is not
+/// UTF-8 becomes one `?`. The result is never longer than the input, so the spool line
+/// stays within what forward reads back (a lossy U+FFFD per byte tripled it).
+fn sanitised(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.extend(
+            chunk
+                .valid()
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c }),
+        );
+        out.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    out
 }
 
 /// `FROM:` / `TO:` then optional spaces, case-insensitive; returns what follows.
@@ -197,6 +223,22 @@ mod tests {
         assert_eq!(parse(b"HELO"), Err(CommandError::NoDomain));
         assert_eq!(parse(b"EHLO   "), Err(CommandError::NoDomain));
         assert_eq!(parse(b"EHLO x.y"), Ok(Command::Ehlo("x.y".into())));
+    }
+
+    /// 3,000 bytes of `\xff` in HELO became 9,000 bytes of U+FFFD in the spool, which
+    /// forward's line limit refused: the mail went to bad/ without a bounce.
+    #[test]
+    fn helo_is_sanitised_in_bytes() {
+        let mut line = b"HELO ".to_vec();
+        line.extend(std::iter::repeat_n(0xffu8, 3000));
+        let Ok(Command::Helo(name)) = parse(&line) else {
+            panic!("HELO refused")
+        };
+        assert_eq!(name, "?".repeat(3000));
+        assert_eq!(
+            parse("EHLO b\u{fc}cher.example\x1b\u{85}x\t ".as_bytes()),
+            Ok(Command::Ehlo("b\u{fc}cher.example??x".into()))
+        );
     }
 
     #[test]
