@@ -157,6 +157,28 @@ fn scan_domain(b: &[u8], start: usize) -> Result<usize, PathError> {
     Ok(i)
 }
 
+/// The address as mail rules match it (SPEC 5), like mailfront: the local part without its
+/// quotes and backslash escapes (`"a b"@x` -> `a b@x`, `a\>b@x` -> `a>b@x`). Stored, echoed
+/// and forwarded addresses keep the RFC 5321 form; this is for matching only.
+pub fn unquoted(address: &str) -> std::borrow::Cow<'_, str> {
+    // A domain holds no `@`, so the local part ends at the last one.
+    let (local, domain) = address.split_at(address.rfind('@').unwrap_or(address.len()));
+    if !local.contains(['"', '\\']) {
+        return std::borrow::Cow::Borrowed(address);
+    }
+    let mut out = String::with_capacity(address.len());
+    let mut chars = local.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {}
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out.push_str(domain);
+    std::borrow::Cow::Owned(out)
+}
+
 /// The domain of an address (after the last `@`), if any.
 pub fn domain(address: &str) -> Option<&str> {
     address.rsplit_once('@').map(|(_, d)| d)
@@ -220,6 +242,18 @@ mod tests {
         assert_eq!(addr("<a\u{9f}b@b.c>"), Err(PathError::BadLocalPart));
         assert_eq!(addr("<ab@b\u{80}.c>"), Err(PathError::BadLocalPart));
         assert_eq!(addr("<\"a\u{e9}b\"@b.c>").unwrap(), "\"a\u{e9}b\"@b.c");
+    }
+
+    #[test]
+    fn unquoted_for_rules() {
+        assert_eq!(unquoted("\"a b\"@x"), "a b@x");
+        assert_eq!(unquoted("a\\ b@x"), "a b@x");
+        assert_eq!(unquoted("q\\\"x@y"), "q\"x@y");
+        assert_eq!(unquoted("a\\>b@host"), "a>b@host");
+        assert_eq!(unquoted("\"a\\\"b@c\"@d"), "a\"b@c@d");
+        assert_eq!(unquoted("plain@x"), "plain@x");
+        assert_eq!(unquoted(""), "");
+        assert_eq!(unquoted("Postmaster"), "Postmaster");
     }
 
     #[test]

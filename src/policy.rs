@@ -7,6 +7,7 @@
 //! It also turns mail-rule outcomes (SPEC 5) into replies for the session: [`MailRules`] is
 //! the rules file as a session holds it, loaded once, with every failure a `451 4.3.0`.
 
+use crate::address::unquoted;
 use crate::cdb::Cdb;
 use crate::config::Settings;
 use crate::reply::{self, Reply};
@@ -46,12 +47,13 @@ impl MailRules {
         }
     }
 
+    /// SPEC 5: rules see addresses as mailfront does, quotes and escapes removed.
     pub fn sender(&self, sender: &str) -> Result<Outcome, Reply> {
-        self.ask(|r| r.sender(sender))
+        self.ask(|r| r.sender(&unquoted(sender)))
     }
 
     pub fn recipient(&self, sender: &str, recipient: &str) -> Result<Outcome, Reply> {
-        self.ask(|r| r.recipient(sender, recipient))
+        self.ask(|r| r.recipient(&unquoted(sender), &unquoted(recipient)))
     }
 
     fn ask(

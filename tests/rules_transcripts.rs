@@ -262,11 +262,11 @@ fn response_texts_multi_line_and_escapes() {
 
 #[test]
 fn escapes_in_patterns() {
-    // `\:` puts a colon into a pattern (here a quoted local part, compared as the client
-    // wrote it), `\141` an `a`.
+    // `\:` puts a colon into a pattern (here for a quoted local part, which rules see
+    // without its quotes, SPEC 5), `\141` an `a`.
     check(
         &[],
-        "d*:\"odd\\:name\"@x.y:colon\nd\\141lice@x.y:*:octal\n",
+        "d*:odd\\:name@x.y:colon\nd\\141lice@x.y:*:octal\n",
         &[
             "MAIL FROM:<alice@x.y>",
             "MAIL FROM:<bob@x.y>",
@@ -1137,5 +1137,76 @@ fn ten_thousand_rules_answer_correctly() {
             "553 5.7.1 recipient 9998",
             "250 2.1.5 Recipient <ok@x.y> accepted",
         ],
+    );
+}
+
+// ---- regressions of the hardening issue ------------------------------------------------------
+
+/// Two rules that set one variable for one address made the merge fail ("duplicate field")
+/// and every later MAIL got 451; SPEC 5: the later value wins.
+#[test]
+fn two_rules_setting_one_variable_the_later_wins() {
+    check(
+        &[],
+        "\
+n*:both@x.y::::RELAYCLIENT=+first,HEADER_ADD=X-A: 1
+n*:both@x.y::::RELAYCLIENT=+second
+k*:both@x.y::::HEADER_ADD=X-B: 2
+",
+        &[
+            "MAIL FROM:<a@x.y>",
+            "RCPT TO:<both@x.y>",
+            "RCPT TO:<other@x.y>",
+            "RSET",
+            "MAIL FROM:<a@x.y>",
+        ],
+        &[
+            "250 2.1.0 Sender <a@x.y> accepted",
+            "250 2.1.5 Recipient <both@x.y+second> accepted",
+            "250 2.1.5 Recipient <other@x.y+second> accepted",
+            RESET,
+            "250 2.1.0 Sender <a@x.y> accepted",
+        ],
+    );
+}
+
+/// SPEC 5: patterns and lists match the local part with its quotes and backslash escapes
+/// removed, as mailfront does; what is echoed keeps the RFC 5321 form.
+#[test]
+fn rules_see_quoted_local_parts_unquoted() {
+    let dir = Dir::new("unquoted");
+    dir.write("list", "c d@list.test\n");
+    dir.check(
+        &[],
+        "\
+:r
+d*:a b@*:refused unquoted
+z*:???@host:three characters
+k*:[[{DIR}list]]:listed
+d*:*:everything else
+",
+        &[
+            "MAIL FROM:<\"s x\"@a.b>",
+            "RCPT TO:<\"a b\"@relay.test>",
+            "RCPT TO:<a\\ b@relay.test>",
+            "RCPT TO:<a\\>b@host>",
+            "RCPT TO:<\"c d\"@list.test>",
+            "RCPT TO:<abcd@host>",
+        ],
+        &[
+            "250 2.1.0 Sender <\"s x\"@a.b> accepted",
+            "553 5.7.1 refused unquoted",
+            "553 5.7.1 refused unquoted",
+            "451 4.7.1 three characters",
+            "250 2.1.5 listed",
+            "553 5.7.1 everything else",
+        ],
+    );
+    // Sender patterns too.
+    check(
+        &[],
+        "ds x@*:*:no quotes for rules\n",
+        &["MAIL FROM:<\"s x\"@a.b>"],
+        &["553 5.7.1 no quotes for rules"],
     );
 }
