@@ -121,7 +121,10 @@ fn queued_id(reply: &str) -> String {
         .strip_prefix("250 2.0.0 Ok: queued as ")
         .and_then(|r| r.strip_suffix("\r\n"))
         .unwrap_or_else(|| panic!("not queued: {reply:?}"));
-    assert!(common::like(id, common::QUEUE_ID), "not a queue id: {reply:?}");
+    assert!(
+        common::like(id, common::QUEUE_ID),
+        "not a queue id: {reply:?}"
+    );
     id.to_string()
 }
 

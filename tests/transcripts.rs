@@ -686,3 +686,45 @@ fn empty_syslog_is_a_configuration_error() {
     assert_eq!(code, 111);
     assert!(err.contains("SYSLOG"), "{err}");
 }
+
+/// The helpers of tests/common that make checks line-exact: a port, a PID, a queue id or a
+/// byte count never satisfies them by accident.
+#[test]
+fn exact_line_helpers() {
+    use common::{has_code, like, log_entries, split_log_line, swaks_server_lines};
+    // The flaky case: port 35457 holds "354".
+    let t = "=== Trying 127.0.0.1:35457...\n=== Connected to 127.0.0.1.\n\
+             <-  220 mx.test smtpfront ESMTP\n -> MAIL FROM:<a@x.y>\n<** 451 4.3.2 Back soon\n";
+    assert!(t.contains("354"));
+    assert_eq!(
+        swaks_server_lines(t),
+        ["220 mx.test smtpfront ESMTP", "451 4.3.2 Back soon"]
+    );
+    assert!(!swaks_server_lines(t).iter().any(|l| has_code(l, "354")));
+    assert!(has_code("354 End", "354") && has_code("250-SIZE", "250") && has_code("221", "221"));
+    assert!(!has_code("3541 x", "354") && !has_code("220 host354", "354"));
+    assert!(!common::any_reply_code(
+        "220 mx354.test smtpfront ESMTP\r\n",
+        "354"
+    ));
+    // Patterns: '#' one or more digits, '*' anything; the whole line must match.
+    let id = format!("queue id {QUEUE_ID}");
+    assert!(like("queue id 1796200736.684295.10121.0", &id));
+    assert!(!like("queue id 1796200736.684295.10121.", &id));
+    assert!(!like("queue id 1796200736.684295.10121.0 x", &id));
+    assert!(!like("queue id x.1.2.3", &id));
+    assert!(like("Received 21 bytes", "Received # bytes"));
+    assert!(!like("Received 210 bytes", "Received 21 bytes"));
+    assert!(like("a b c", "a*c") && like("ac", "a*c") && !like("a b", "a*c"));
+    // Log lines: PROGRAM[PID]: MESSAGE, the PID digits.
+    assert_eq!(
+        split_log_line("smtpfront-echo[354]: end: x"),
+        Some(("smtpfront-echo", "end: x"))
+    );
+    assert_eq!(split_log_line("smtpfront-echo[3a]: end: x"), None);
+    assert_eq!(split_log_line("tcpserver: ok 1 x"), None);
+    assert_eq!(
+        log_entries("a[1]: x\nb[2]: y: z\n"),
+        [("a", "x"), ("b", "y: z")]
+    );
+}

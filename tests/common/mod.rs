@@ -411,16 +411,6 @@ pub fn assert_lines_like<S: AsRef<str>>(lines: &[S], patterns: &[&str]) {
 /// microseconds, PID, counter.
 pub const QUEUE_ID: &str = "#.#.#.#";
 
-/// Polls `cond` every 10 ms until it holds; fails the test with `what` after `limit`.
-#[track_caller]
-pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}: not so after {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// The test SMTP server (aiosmtpd, or raw asyncio) that forward delivers to.
 pub const FORWARD_SERVER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward_server.py");
 
