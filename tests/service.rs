@@ -327,11 +327,15 @@ impl Client {
 
 /// The queue id of a `250 2.0.0 Ok: queued as ID` reply.
 fn queued_id(reply: &str) -> String {
-    reply
-        .trim_end()
-        .strip_prefix("250 2.0.0 Ok: queued as ")
-        .unwrap_or_else(|| panic!("not queued: {reply:?}"))
-        .to_string()
+    let id = reply
+        .strip_suffix("\r\n")
+        .and_then(|r| r.strip_prefix("250 2.0.0 Ok: queued as "))
+        .unwrap_or_else(|| panic!("not queued: {reply:?}"));
+    assert!(
+        common::like(id, common::QUEUE_ID),
+        "not a queue id: {reply:?}"
+    );
+    id.to_string()
 }
 
 /// A client program run to its end (stdin closed); killed after `limit`.
@@ -429,11 +433,11 @@ fn run_script_serves_the_chain_and_swaks_mail_lands_in_the_spool() {
         ]);
     let (code, transcript) = run_bounded(cmd, Duration::from_secs(60));
     assert_eq!(code, Some(0), "{transcript}");
-    let line = transcript
-        .lines()
-        .find(|l| l.contains("250 2.0.0 Ok: queued as "))
+    let line = common::swaks_server_lines(&transcript)
+        .into_iter()
+        .find(|l| l.starts_with("250 2.0.0 Ok: queued as "))
         .unwrap_or_else(|| panic!("not queued:\n{transcript}"));
-    let id = line.rsplit(' ').next().unwrap().to_string();
+    let id = queued_id(&format!("{line}\r\n"));
 
     let file = dir.spool().join("new").join(&id);
     let meta = fs::metadata(&file).unwrap();
@@ -508,9 +512,24 @@ fn run_script_serves_the_chain_and_swaks_mail_lands_in_the_spool() {
 
     // exec 2>&1 and tcpserver -v: tcpserver's lines and the front ends' log on stdout.
     let log = run.wait_log(&format!("accepted: queue id {id} "));
-    assert!(log.contains("tcpserver: status: "), "{log}");
     assert!(
-        log.contains(" mx.test:127.0.0.1:") && log.contains("tcpserver: ok "),
+        log.lines().any(
+            |l| common::like(l, "smtpfront-spool[#]: accepted: queue id *")
+                && l.contains(&format!(": accepted: queue id {id} "))
+        ),
+        "{log}"
+    );
+    // tcpserver -v: `status: N/MAX` and `ok PID LOCALHOST:LOCALIP:PORT ...` lines, whole.
+    assert!(
+        log.lines()
+            .any(|l| common::like(l, "tcpserver: status: #/#")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| common::like(
+            l,
+            &format!("tcpserver: ok # mx.test:127.0.0.1:{} *", dir.port)
+        )),
         "{log}"
     );
 }

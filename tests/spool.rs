@@ -37,6 +37,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn queued_ids(out: &str) -> Vec<String> {
     out.lines()
         .filter_map(|l| l.strip_prefix("250 2.0.0 Ok: queued as "))
+        .inspect(|id| assert!(common::like(id, common::QUEUE_ID), "queue id {id:?}"))
         .map(str::to_string)
         .collect()
 }
@@ -83,6 +84,12 @@ fn a_message_is_stored_byte_for_byte() {
         "Received: from client.example ([192.0.2.7])\r\n\tby mx.example ([198.51.100.1])\r\n\twith ESMTP via TCP; "
     ), "{trace}");
     assert!(trace.ends_with(" +0000\r\n"), "{trace}");
+    // The date, whole: "Wed, 2 Dec 2026 08:38:56 +0000".
+    let with = trace.lines().nth(2).unwrap();
+    assert!(
+        common::like(with, "\twith ESMTP via TCP; *, # * # #:#:# +0000"),
+        "{trace}"
+    );
     assert_eq!(
         body,
         "Subject: test\r\n\r\n..leading dot\r\nbare LF line\r\n..\r\n.\r\n"
@@ -236,6 +243,15 @@ fn nothing_configured_defers_and_logs_once() {
         "MAIL FROM:<a@x.y>\r\nRCPT TO:<u@example.com>\r\nRCPT TO:<v@example.com>\r\nQUIT\r\n",
     );
     assert_eq!(r.out.matches("451 4.3.5").count(), 2, "{}", r.out);
+    assert_eq!(
+        common::reply_lines(&r.out)
+            .iter()
+            .filter(|l| l.starts_with("451 4.3.5 "))
+            .count(),
+        2,
+        "{}",
+        r.out
+    );
     assert_eq!(r.err.matches("no recipient policy").count(), 1, "{}", r.err);
     assert!(files(&dir.join("new")).is_empty());
     let _ = fs::remove_dir_all(dir);
@@ -328,7 +344,12 @@ fn file_size_limit_gives_451_and_leaves_nothing() {
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "not killed by SIGXFSZ: {err}");
-    assert!(out.contains("451 4.3.0"), "{out}");
+    assert!(
+        common::reply_lines(&out)
+            .iter()
+            .any(|l| l.starts_with("451 4.3.0 ")),
+        "{out}"
+    );
     assert_eq!(queued_ids(&out).len(), 1, "the session goes on: {out}");
     assert!(err.contains("File too large"), "the log says why: {err}");
     assert_eq!(files(&dir.join("new")).len(), 1);

@@ -117,11 +117,15 @@ fn expect(reply: &str, start: &str) {
 }
 
 fn queued_id(reply: &str) -> String {
-    reply
+    let id = reply
         .strip_prefix("250 2.0.0 Ok: queued as ")
         .and_then(|r| r.strip_suffix("\r\n"))
-        .unwrap_or_else(|| panic!("not queued: {reply:?}"))
-        .to_string()
+        .unwrap_or_else(|| panic!("not queued: {reply:?}"));
+    assert!(
+        common::like(id, common::QUEUE_ID),
+        "not a queue id: {reply:?}"
+    );
+    id.to_string()
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -151,7 +155,12 @@ fn spool_holds(spool: &Path, ids: &[&str]) {
 fn log_line<'a>(log: &'a str, cause: &str) -> &'a str {
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(cause)).collect();
     assert!(!lines.is_empty(), "no log line says {cause:?}:\n{log}");
-    assert!(lines[0].starts_with("smtpfront-spool["), "{}", lines[0]);
+    assert_eq!(
+        common::split_log_line(lines[0]).map(|(program, _)| program),
+        Some("smtpfront-spool"),
+        "{}",
+        lines[0]
+    );
     lines[0]
 }
 

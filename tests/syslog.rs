@@ -2,7 +2,7 @@
 //! own, named by SYSLOG_SOCKET), in RFC 3164 form with the facility and `PROGRAM[PID]`.
 
 mod common;
-use common::echo;
+use common::{echo, like, log_lines_of, reply_lines};
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
@@ -18,7 +18,10 @@ fn log_lines_reach_syslog_with_the_facility() {
         "FOO\r\nQUIT\r\n",
     );
     assert_eq!(code, 0);
-    assert!(out.contains("500 5.5.1"), "{out}");
+    assert!(
+        reply_lines(&out).contains(&"500 5.5.1 Command not recognized"),
+        "{out}"
+    );
     assert!(
         err.is_empty(),
         "nothing on stderr when logging to syslog: {err}"
@@ -34,13 +37,19 @@ fn log_lines_reach_syslog_with_the_facility() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     // <22> = facility mail (2) * 8 + severity info (6).
     assert!(lines[0].starts_with("<22>"), "{lines:?}");
-    assert!(lines[0].contains("smtpfront-echo["), "{lines:?}");
+    // `<22>TIMESTAMP smtpfront-echo[PID]: MESSAGE`, the message whole.
     assert!(
-        lines[0].contains("FOO -> 500 5.5.1 Command not recognized"),
+        like(
+            &lines[0],
+            "<22>* smtpfront-echo[#]: FOO -> 500 5.5.1 Command not recognized"
+        ),
         "{lines:?}"
     );
     assert!(
-        lines[1].contains("end: remote unknown helo none"),
+        like(
+            &lines[1],
+            "<22>* smtpfront-echo[#]: end: remote unknown helo none messages 0 bytes in # out #: QUIT"
+        ),
         "{lines:?}"
     );
     let _ = std::fs::remove_dir_all(dir);
@@ -53,6 +62,17 @@ fn unreachable_syslog_falls_back_to_stderr() {
         "QUIT\r\n",
     );
     assert_eq!(code, 0);
-    assert!(err.contains("syslog unreachable"), "{err}");
-    assert!(err.contains("end: remote unknown"), "{err}");
+    let messages = log_lines_of(&err, "smtpfront-echo");
+    assert_eq!(messages.len(), 2, "{err}");
+    assert!(
+        like(messages[0], "syslog unreachable (*), logging to stderr"),
+        "{err}"
+    );
+    assert!(
+        like(
+            messages[1],
+            "end: remote unknown helo none messages 0 bytes in # out #: QUIT"
+        ),
+        "{err}"
+    );
 }

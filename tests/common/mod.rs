@@ -128,12 +128,15 @@ impl Server {
         Some(Server { port, child, log })
     }
 
-    /// What the front ends logged so far.
+    /// What the front ends logged so far: whole lines only (a line being written while
+    /// the file is read is left for the next read).
     pub fn log(&self) -> String {
         let mut s = String::new();
         if let Ok(mut f) = std::fs::File::open(&self.log) {
             let _ = f.read_to_string(&mut s);
         }
+        let whole = s.rfind('\n').map_or(0, |i| i + 1);
+        s.truncate(whole);
         s
     }
 }
@@ -296,6 +299,117 @@ pub fn check_log_run(script: &Path, lines: &[&str]) {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The lines of a raw SMTP transcript, split on CRLF (a reply line never holds a bare LF:
+/// such a line fails the test).
+pub fn reply_lines(transcript: &str) -> Vec<&str> {
+    let lines: Vec<&str> = transcript.split_terminator("\r\n").collect();
+    for l in &lines {
+        assert!(
+            !l.contains('\n'),
+            "a bare LF in reply line {l:?}:\n{transcript}"
+        );
+    }
+    lines
+}
+
+/// Whether a reply line has code `code`: it is `code` alone, or `code` then ' ' or '-'.
+/// Only the start of the line counts, never a port, a PID or a byte count inside it.
+pub fn has_code(line: &str, code: &str) -> bool {
+    assert!(code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()));
+    line.strip_prefix(code)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '-']))
+}
+
+/// Whether any reply line of a raw transcript has code `code`.
+pub fn any_reply_code(transcript: &str, code: &str) -> bool {
+    reply_lines(transcript).iter().any(|l| has_code(l, code))
+}
+
+/// The server's lines in a swaks transcript: the text after `<-  ` (a reply) or `<** `
+/// (an error reply), in order. `Trying 127.0.0.1:PORT...` and the client's ` -> ` lines
+/// are left out.
+pub fn swaks_server_lines(transcript: &str) -> Vec<&str> {
+    transcript
+        .lines()
+        .filter_map(|l| l.strip_prefix("<-  ").or_else(|| l.strip_prefix("<** ")))
+        .collect()
+}
+
+/// The client's lines in a swaks transcript: the text after ` -> `.
+pub fn swaks_client_lines(transcript: &str) -> Vec<&str> {
+    transcript
+        .lines()
+        .filter_map(|l| l.strip_prefix(" -> "))
+        .collect()
+}
+
+/// A log line `PROGRAM[PID]: MESSAGE` split into the program and the message; `None` when
+/// the line does not have that form (the PID must be digits).
+pub fn split_log_line(line: &str) -> Option<(&str, &str)> {
+    let (head, message) = line.split_once("]: ")?;
+    let (program, pid) = head.split_once('[')?;
+    (!program.is_empty()
+        && !program.contains(' ')
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit()))
+    .then_some((program, message))
+}
+
+/// The (program, message) pairs of a log; a line that is not `PROGRAM[PID]: ...` fails the
+/// test.
+pub fn log_entries(log: &str) -> Vec<(&str, &str)> {
+    log.lines()
+        .map(|l| split_log_line(l).unwrap_or_else(|| panic!("not a log line: {l:?}\n{log}")))
+        .collect()
+}
+
+/// The messages of a log, without their `PROGRAM[PID]: ` prefix (every line must have one).
+pub fn log_lines_without_prefix(log: &str) -> Vec<&str> {
+    log_entries(log).into_iter().map(|(_, m)| m).collect()
+}
+
+/// The messages that `program` logged, without the prefix.
+pub fn log_lines_of<'a>(log: &'a str, program: &str) -> Vec<&'a str> {
+    log_entries(log)
+        .into_iter()
+        .filter(|&(p, _)| p == program)
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Whether the whole of `line` matches `pattern`, where `#` stands for one or more ASCII
+/// digits and `*` for any text (possibly empty); every other character stands for itself.
+/// E.g. `like(l, "250 2.0.0 Received 21 bytes for 1 recipient(s), queue id #.#.#.#")`.
+pub fn like(line: &str, pattern: &str) -> bool {
+    fn go(s: &[u8], p: &[u8]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some((b'*', rest)) => (0..=s.len()).any(|i| go(&s[i..], rest)),
+            Some((b'#', rest)) => {
+                let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
+                (1..=n).any(|i| go(&s[i..], rest))
+            }
+            Some((c, rest)) => s.first() == Some(c) && go(&s[1..], rest),
+        }
+    }
+    go(line.as_bytes(), pattern.as_bytes())
+}
+
+/// Asserts that `lines` and `patterns` have the same length and each line is [`like`] its
+/// pattern.
+#[track_caller]
+pub fn assert_lines_like<S: AsRef<str>>(lines: &[S], patterns: &[&str]) {
+    let got: Vec<&str> = lines.iter().map(|l| l.as_ref()).collect();
+    assert!(
+        got.len() == patterns.len() && got.iter().zip(patterns).all(|(l, p)| like(l, p)),
+        "lines do not match.\ngot:\n{got:#?}\nexpected (# = digits, * = anything):\n{patterns:#?}"
+    );
+}
+
+/// The queue id of the front ends' back ends, as a [`like`] pattern: seconds,
+/// microseconds, PID, counter.
+pub const QUEUE_ID: &str = "#.#.#.#";
 
 /// The test SMTP server (aiosmtpd, or raw asyncio) that forward delivers to.
 pub const FORWARD_SERVER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward_server.py");
