@@ -14,13 +14,14 @@ unique to it too, so the soak can find every message at the primary, in the boun
 the spool.
 
 Kinds (each runs as a few concurrent loops of sessions):
-  normal    EHLO, 1-3 messages of 1-3 recipients, PIPELINING half of the time, bodies with
+  normal    EHLO, 1-3 messages of 1-3 recipients, PIPELINING half of the time, BODY= and
+            SIZE= now and then, bodies with
             dot-stuffing, 8-bit bytes and an X-Soak-Sum header (sha256 of the body) that the
             primary checks
   slow      the same, one byte at a time with pauses (5-40 ms)
   vanish    goes away in the middle of DATA (FIN or RST), also right after "CRLF." or
             "CRLF.CR": "vanished": true; such a message must never be stored
-  flood     hundreds of transactions in one write, then QUIT; replies matched in order
+  flood     100-300 transactions in one write, then QUIT; replies matched in order
   smuggle   DATA ended by CRLF, a body holding a bare-LF end of data ("\\n.\\n" and
             friends) followed by a forged MAIL/RCPT/DATA whose Message-ID is forged.*:
             the outer message is accounted as usual; "forged_acks" counts the 250s that the
@@ -168,7 +169,9 @@ async def transaction(c, L, kind, rng, pipelining, size=None, extra_headers=b"",
     rcpts = [f"{mid}.r{i}@soak.test" for i in range(rng.randint(1, 3))]
     msg = body if body is not None else make_message(
         rng, mid, sender, rcpts, size or int(rng.expovariate(1 / 3000)) + 100, extra_headers)
-    cmds = [f"MAIL FROM:<{sender}>"] + [f"RCPT TO:<{r}>" for r in rcpts] + ["DATA"]
+    params = rng.choice(["", " BODY=8BITMIME", f" SIZE={len(msg)}",
+                         f" BODY=8BITMIME SIZE={len(msg)}"])
+    cmds = [f"MAIL FROM:<{sender}>{params}"] + [f"RCPT TO:<{r}>" for r in rcpts] + ["DATA"]
     entry = {"k": kind, "mid": mid, "from": sender, "rcpts": [], "acked": False}
     try:
         if pipelining:
@@ -266,7 +269,7 @@ async def session_vanish(L, rng):
 
 async def session_flood(L, rng):
     c = await Conn.open()
-    n = rng.randint(100, 400)
+    n = rng.randint(100, 300)
     batch = []
     entries = []
     for _ in range(n):
@@ -427,7 +430,7 @@ KINDS = {
     "normal": (session_normal, 5, (0.05, 0.4)),
     "slow": (session_slow, 2, (0.1, 1.0)),
     "vanish": (session_vanish, 2, (0.1, 0.8)),
-    "flood": (session_flood, 1, (1.0, 4.0)),
+    "flood": (session_flood, 1, (2.0, 6.0)),
     "smuggle": (session_smuggle, 1, (0.2, 1.0)),
     "longline": (session_longline, 1, (0.5, 2.0)),
     "garbage": (session_garbage, 1, (0.2, 1.0)),
