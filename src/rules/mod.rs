@@ -210,6 +210,12 @@ impl Rules {
             let reason = format!("larger than the limit of {MAX_FILE_LEN} bytes");
             return Err(error_at(origin, 0, reason));
         }
+        // A rule's tail is read to the end of its line (`text::rest_of_line`): the last
+        // line needs its newline, or it would run on into the decoded texts appended below
+        // (found by the `rules` fuzz target: a `d` rule then lost its fields).
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
         let mut loader = Loader {
             origin,
             lists: Vec::new(),
