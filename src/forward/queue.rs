@@ -344,6 +344,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn arrival_comes_from_the_name_when_in_range() {
+        let at = |secs| Some(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(
+            arrival_from_name("1796000000.000001.1.0"),
+            at(1_796_000_000)
+        );
+        assert_eq!(arrival_from_name("0"), at(0));
+        for name in [
+            "9223372036854775808.1.1.1",
+            "18446744073709551615.1",
+            "99999999999999999999.1",
+            "abc.1",
+            ".1",
+            "",
+        ] {
+            assert_eq!(arrival_from_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
     fn ages_read_well() {
         assert_eq!(age_text(Duration::from_secs(5)), "5s");
         assert_eq!(age_text(Duration::from_secs(725)), "12m05s");
