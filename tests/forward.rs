@@ -1540,6 +1540,24 @@ fn reply_sent_before_the_message_is_no_reply_to_the_dot() {
     assert_log_owned(&ran.log, &given_up(why, size));
 }
 
+/// `250` and then `554` to one dot: which one answered the dot is not known (the 250 may
+/// have been sent early), so the message is not counted delivered: kept, and sent again by
+/// a later run (a duplicate rather than a loss). It used to be removed.
+#[test]
+fn second_reply_behind_the_reply_to_the_dot_keeps_the_message() {
+    let config = r#""mode": "raw", "dot": "250 2.0.0 Ok\r\n554 5.6.0 No""#;
+    let Some(remote) = Remote::start(config) else {
+        return;
+    };
+    let (dir, before, size) = one_message("fw-dottwice");
+    let ran = forward(&dir, &[], &[&remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!(file(&dir, OLD), before);
+    assert!(bounces(&dir).is_empty());
+    let why = r#"the remote sent "554 5.6.0 No" out of turn"#;
+    assert_log_owned(&ran.log, &given_up(why, size));
+}
+
 /// SPEC 8: a log line quotes at most 200 bytes of remote text (and of an address), with `…`.
 #[test]
 fn log_lines_quote_at_most_200_bytes_of_remote_text() {

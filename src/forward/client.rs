@@ -347,9 +347,8 @@ impl Client {
         // A second reply already there means the first may have been sent before the dot
         // (a reply out of turn): it is then no reply to the dot. A close is no such doubt.
         match self.ensure_quiet() {
-            Err(ClientError::Closed) => Ok(reply),
+            Ok(()) | Err(ClientError::Closed) => Ok(reply),
             Err(e) => Err(e),
-            Ok(()) => Ok(reply),
         }
     }
 
