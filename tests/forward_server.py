@@ -27,6 +27,10 @@ CONFIG keys (all optional but "outdir"):
   close_in_data  close the connection after the first line of the message
   hang_at     "greeting" | "mail" | "dot": stop answering there (keep the connection)
   dot_delay   seconds to wait before answering the dot
+  data        the reply to DATA (default "354 Go ahead"; may hold "\r\n" for more lines in
+              the same write); the message is read only if it starts with "354"
+  extra       {"MAIL": "250 2.0.0 Extra", ...}: a second reply sent after the reply to
+              that command, in the same write (a remote out of step)
 """
 
 import asyncio
@@ -140,6 +144,11 @@ class Raw:
         self.writer.write(b"".join(l.encode() + b"\r\n" for l in lines))
         await self.writer.drain()
 
+    async def reply(self, verb, *lines):
+        """The reply to verb, and the configured extra reply in the same write."""
+        extra = CFG.get("extra", {}).get(verb.decode())
+        await self.send(*lines, *([extra] if extra else []))
+
     async def hang(self, where):
         if CFG.get("hang_at") == where:
             await asyncio.sleep(3600)
@@ -175,25 +184,28 @@ class Raw:
                 await self.send("250 raw.test")
             elif verb == b"RSET":
                 mail, options, rcpts = None, [], []
-                await self.send("250 2.0.0 Ok")
+                await self.reply(verb, "250 2.0.0 Ok")
             elif verb == b"MAIL":
                 await self.hang("mail")
                 path, _, params = arg[5:].partition(" ")
                 reply = mail_reply()
                 if reply.startswith("2"):
                     mail, options = path.strip("<>"), params.split()
-                await self.send(reply)
+                await self.reply(verb, reply)
             elif verb == b"RCPT":
                 address = arg[3:].strip("<>")
                 reply = rcpt_reply(address) if mail is not None else "503 5.5.1 MAIL first"
                 if reply.startswith("2"):
                     rcpts.append(address)
-                await self.send(reply)
+                await self.reply(verb, reply)
             elif verb == b"DATA":
                 if not rcpts:
                     await self.send("554 5.5.1 No valid recipients")
                     continue
-                await self.send("354 Go ahead")
+                data = CFG.get("data", "354 Go ahead")
+                await self.reply(verb, data)
+                if not data.startswith("354"):
+                    continue
                 if not await self.data(helo, mail, options, rcpts):
                     return
                 mail, options, rcpts = None, [], []

@@ -4,11 +4,13 @@
 //! returns the remote's replies as data; what they mean for a message is decided by the
 //! caller.
 
-use super::reply::{RemoteReply, ReplyReader, MAX_REPLY_LINE, MAX_REPLY_LINES};
+use super::reply::{RemoteReply, ReplyError, ReplyReader, MAX_WAIT};
+use crate::sys::{self, Wait};
 use std::fmt;
 use std::io::{self, BufRead, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::os::unix::io::AsRawFd;
+use std::time::{Duration, Instant};
 
 /// RCPT commands per pipelined write. RFC 2920 3.1: a client that writes a whole batch
 /// before reading may deadlock when both socket buffers fill; groups of this size keep the
@@ -25,6 +27,18 @@ pub struct Timeouts {
     pub connect: Duration,
     pub reply: Duration,
     pub dot: Duration,
+}
+
+impl Timeouts {
+    /// `-t`: one wait for everything, at most [`MAX_WAIT`].
+    pub fn all(t: Duration) -> Timeouts {
+        let t = t.min(MAX_WAIT);
+        Timeouts {
+            connect: t,
+            reply: t,
+            dot: t,
+        }
+    }
 }
 
 impl Default for Timeouts {
@@ -48,10 +62,18 @@ pub enum ClientError {
     Timeout(&'static str),
     /// The remote closed the connection.
     Closed,
-    LineTooLong,
-    TooManyLines,
-    /// A reply line that does not start with three digits and ` ` or `-`.
-    Malformed(String),
+    /// A reply that cannot be read as one (see [`ReplyError`]).
+    Reply(ReplyError),
+    /// The remote sent something no command had asked for yet (two replies to one command,
+    /// a reply before the command): its replies and our commands are out of step, so no
+    /// later reply can be trusted. The text is what it sent (escaped, cut).
+    OutOfTurn(String),
+    /// A reply outside the protocol for the command, e.g. 250 to DATA (not 354, 4xx or 5xx):
+    /// the remote's state is unknown (it may be reading a message we never send).
+    Unexpected {
+        command: &'static str,
+        reply: RemoteReply,
+    },
     Io(io::Error),
     /// The message given to [`Client::data`] holds a lone dot before its end or does not
     /// end with one: sending it would end DATA early and turn the rest into commands.
@@ -67,14 +89,19 @@ impl fmt::Display for ClientError {
             ClientError::Connect(e) => write!(f, "cannot connect: {e}"),
             ClientError::Timeout(what) => write!(f, "timeout waiting for {what}"),
             ClientError::Closed => write!(f, "the remote closed the connection"),
-            ClientError::LineTooLong => {
-                write!(f, "reply line longer than {MAX_REPLY_LINE} bytes")
+            ClientError::Reply(e) => write!(f, "{e}"),
+            ClientError::OutOfTurn(text) => {
+                write!(f, "the remote sent \"{text}\" out of turn")
             }
-            ClientError::TooManyLines => write!(f, "reply of more than {MAX_REPLY_LINES} lines"),
-            ClientError::Malformed(l) => write!(f, "malformed reply line {l:?}"),
+            ClientError::Unexpected { command, reply } => {
+                let reply = super::quote(&reply.to_string());
+                write!(f, "unexpected reply to {command}: {reply}")
+            }
             ClientError::Io(e) => write!(f, "connection error: {e}"),
             ClientError::BadData => write!(f, "the message is not properly dot-stuffed"),
-            ClientError::RsetRefused(r) => write!(f, "RSET refused: {r}"),
+            ClientError::RsetRefused(r) => {
+                write!(f, "RSET refused: {}", super::quote(&r.to_string()))
+            }
         }
     }
 }
@@ -227,7 +254,7 @@ impl Client {
                 rcpts.push(self.read_reply(self.timeouts.reply, "the reply to RCPT")?);
             }
         }
-        let data = Some(self.read_reply(self.timeouts.reply, "the reply to DATA")?);
+        let data = Some(self.data_reply()?);
         let replies = EnvelopeReplies { mail, rcpts, data };
         let accepted = replies.mail.is_positive() && replies.rcpts.iter().any(|r| r.is_positive());
         if replies.go_ahead() && !accepted {
@@ -260,9 +287,22 @@ impl Client {
         }
         if replies.rcpts.iter().any(|r| r.is_positive()) {
             self.send(b"DATA\r\n")?;
-            replies.data = Some(self.read_reply(self.timeouts.reply, "the reply to DATA")?);
+            replies.data = Some(self.data_reply()?);
         }
         Ok(replies)
+    }
+
+    /// The reply to DATA: 354, or a refusal (4xx, 5xx). Anything else (250, 3xx other than
+    /// 354) leaves the remote in a state we do not know: the connection is given up.
+    fn data_reply(&mut self) -> Result<RemoteReply, ClientError> {
+        let reply = self.read_reply(self.timeouts.reply, "the reply to DATA")?;
+        match reply.code {
+            354 | 400..=599 => Ok(reply),
+            _ => Err(ClientError::Unexpected {
+                command: "DATA",
+                reply,
+            }),
+        }
     }
 
     /// Sends the message, already dot-stuffed and ending with the `.` line (the spool's
@@ -303,7 +343,13 @@ impl Client {
         }
         out.extend_from_slice(b".\r\n");
         self.send(&out)?;
-        self.read_reply(self.timeouts.dot, "the reply to the final dot")
+        let reply = self.read_reply(self.timeouts.dot, "the reply to the final dot")?;
+        // A second reply already there means the first may have been sent before the dot
+        // (a reply out of turn): it is then no reply to the dot. A close is no such doubt.
+        match self.ensure_quiet() {
+            Ok(()) | Err(ClientError::Closed) => Ok(reply),
+            Err(e) => Err(e),
+        }
     }
 
     /// RSET between messages (SPEC 7).
@@ -331,7 +377,9 @@ impl Client {
         self.replies.read(&mut self.stream, timeout, what)
     }
 
+    /// Writes `bytes`, after checking that the remote is waiting for them.
     fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.ensure_quiet()?;
         self.stream.write_all(bytes).map_err(|e| match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                 ClientError::Timeout("the remote to read what we send")
@@ -339,6 +387,31 @@ impl Client {
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => ClientError::Closed,
             _ => ClientError::Io(e),
         })
+    }
+}
+
+impl Client {
+    /// Before every write, every command sent so far has had its reply: a remote that is in
+    /// step has nothing more to say. Anything received (in the buffer, or readable on the
+    /// socket now) is out of turn. Best effort for bytes still on the way, which no client
+    /// can tell from a reply; what it catches, it catches before a message is counted.
+    fn ensure_quiet(&mut self) -> Result<(), ClientError> {
+        if !self.replies.has_unread() {
+            let fd = self.stream.as_raw_fd();
+            if !sys::wait_fd(fd, Wait::Read, Instant::now()).map_err(ClientError::Io)? {
+                return Ok(());
+            }
+            // Readable: one read does not block; the end of the stream is Closed.
+            let deadline = super::reply::deadline(self.timeouts.reply);
+            self.replies
+                .fill(&mut self.stream, deadline, "the remote")?;
+        }
+        let unread = self.replies.unread();
+        let first = unread.split(|&b| b == b'\n').next().unwrap_or(unread);
+        let first = first.strip_suffix(b"\r").unwrap_or(first);
+        Err(ClientError::OutOfTurn(super::quote(&crate::log::escape(
+            first,
+        ))))
     }
 }
 

@@ -61,8 +61,7 @@ pub fn transaction(
     };
     let replies = client.envelope(&env)?;
     let dot = if replies.go_ahead() && accepted(&replies).next().is_some() {
-        let data = msg.data().map_err(ClientError::Io)?;
-        Some(client.data(data)?)
+        Some(client.data(msg.data())?)
     } else {
         None
     };
@@ -77,41 +76,47 @@ fn accepted(replies: &EnvelopeReplies) -> impl Iterator<Item = &RemoteReply> {
         .filter(move |r| mail_ok && r.is_positive())
 }
 
-/// SPEC 7: per recipient 2xx done, 4xx kept, 5xx bounced; an accepted recipient then
-/// takes the verdict of DATA and of the final dot. A refused MAIL decides for all.
+/// SPEC 7: per recipient, a refused MAIL or RCPT decides (5xx bounced, anything else kept);
+/// an accepted recipient takes the fate of the message, [`message_fate`].
 fn fates(n: usize, replies: &EnvelopeReplies, dot: Option<&RemoteReply>) -> Vec<Fate> {
+    let message = message_fate(replies.data.as_ref(), dot);
     (0..n)
-        .map(|i| {
-            let decisive = if !replies.mail.is_positive() {
-                &replies.mail
-            } else {
-                match replies.rcpts.get(i) {
-                    Some(r) if !r.is_positive() => r,
-                    None => &replies.mail, // unreachable: one reply per RCPT
-                    Some(_) => match (&replies.data, dot) {
-                        (Some(d), _) if d.code != 354 => d,
-                        (Some(_), Some(dot)) => dot,
-                        _ => return Fate::Deferred(no_reply()),
-                    },
-                }
-            };
-            verdict(decisive)
+        .map(|i| match replies.rcpts.get(i) {
+            _ if !replies.mail.is_positive() => refused(&replies.mail),
+            Some(r) if !r.is_positive() => refused(r),
+            Some(_) => message.clone(),
+            None => Fate::Deferred(no_reply("RCPT")), // not sent: MAIL refused one by one
         })
         .collect()
 }
 
-fn no_reply() -> Reason {
-    Reason::Local {
-        status: "4.4.2",
-        text: "no reply to the message".into(),
+/// The one rule of success (SPEC 7; STYLE: "success is one specific event"): nothing is
+/// counted delivered (and so removed) without a 2xx to the final dot of a transaction whose
+/// DATA got 354. Any other reply to DATA fails the transaction: 4xx kept, 5xx bounced,
+/// anything else (2xx, 3xx other than 354) kept. After the 354, the dot decides the same
+/// way: 2xx delivered, 5xx bounced, anything else kept; no reply at all is kept.
+pub fn message_fate(data: Option<&RemoteReply>, dot: Option<&RemoteReply>) -> Fate {
+    match (data, dot) {
+        (None, _) => Fate::Deferred(no_reply("DATA")),
+        (Some(data), _) if data.code != 354 => refused(data),
+        (Some(_), None) => Fate::Deferred(no_reply("the message")),
+        (Some(_), Some(dot)) if dot.is_positive() => Fate::Delivered(dot.clone()),
+        (Some(_), Some(dot)) => refused(dot),
     }
 }
 
-fn verdict(reply: &RemoteReply) -> Fate {
-    match reply.code / 100 {
-        2 => Fate::Delivered(reply.clone()),
-        5 => Fate::Bounced(Reason::Remote(reply.clone())),
-        _ => Fate::Deferred(Reason::Remote(reply.clone())),
+/// A reply that does not accept: 5xx bounced; 4xx, and anything out of place, kept.
+fn refused(reply: &RemoteReply) -> Fate {
+    match reply.is_permanent() {
+        true => Fate::Bounced(Reason::Remote(reply.clone())),
+        false => Fate::Deferred(Reason::Remote(reply.clone())),
+    }
+}
+
+fn no_reply(to: &str) -> Reason {
+    Reason::Local {
+        status: "4.4.2",
+        text: format!("no reply to {to}"),
     }
 }
 
@@ -126,21 +131,70 @@ mod tests {
         }
     }
 
+    fn kind(f: &Fate) -> &'static str {
+        match f {
+            Fate::Delivered(_) => "delivered",
+            Fate::Deferred(_) => "deferred",
+            Fate::Bounced(_) => "bounced",
+            Fate::Expired(_) => "expired",
+        }
+    }
+
+    #[test]
+    fn success_is_354_then_2xx_to_the_dot() {
+        let cases: &[(Option<u16>, Option<u16>, &str)] = &[
+            (Some(354), Some(250), "delivered"),
+            (Some(354), Some(251), "delivered"),
+            (Some(354), Some(451), "deferred"),
+            (Some(354), Some(554), "bounced"),
+            (Some(354), Some(354), "deferred"),
+            (Some(354), None, "deferred"),
+            // Any other reply to DATA fails the transaction, whatever the dot got.
+            (Some(250), None, "deferred"),
+            (Some(250), Some(250), "deferred"),
+            (Some(200), Some(250), "deferred"),
+            (Some(352), Some(250), "deferred"),
+            (Some(334), None, "deferred"),
+            (Some(451), Some(250), "deferred"),
+            (Some(554), Some(250), "bounced"),
+            (None, Some(250), "deferred"),
+            (None, None, "deferred"),
+        ];
+        for &(data, dot, want) in cases {
+            let (data, dot) = (data.map(r), dot.map(r));
+            let got = message_fate(data.as_ref(), dot.as_ref());
+            assert_eq!(kind(&got), want, "DATA {data:?}, dot {dot:?}");
+        }
+        let dot = r(250);
+        assert_eq!(
+            message_fate(Some(&r(354)), Some(&dot)),
+            Fate::Delivered(dot)
+        );
+    }
+
     #[test]
     fn fates_follow_spec_7() {
         let replies = EnvelopeReplies {
             mail: r(250),
-            rcpts: vec![r(250), r(451), r(550)],
+            rcpts: vec![r(250), r(451), r(550), r(354)],
             data: Some(r(354)),
         };
-        let f = fates(3, &replies, Some(&r(250)));
-        assert!(matches!(f[0], Fate::Delivered(_)));
-        assert!(matches!(f[1], Fate::Deferred(_)));
-        assert!(matches!(f[2], Fate::Bounced(_)));
-        let f = fates(3, &replies, Some(&r(451)));
-        assert!(matches!(f[0], Fate::Deferred(_)));
-        let f = fates(3, &replies, Some(&r(554)));
-        assert!(matches!(f[0], Fate::Bounced(_)));
+        let kinds = |dot: Option<u16>| -> Vec<&str> {
+            let dot = dot.map(r);
+            fates(4, &replies, dot.as_ref()).iter().map(kind).collect()
+        };
+        assert_eq!(
+            kinds(Some(250)),
+            ["delivered", "deferred", "bounced", "deferred"]
+        );
+        assert_eq!(kinds(Some(451))[0], "deferred");
+        assert_eq!(kinds(Some(554))[0], "bounced");
+        assert_eq!(kinds(None)[0], "deferred");
+        let data_250 = EnvelopeReplies {
+            data: Some(r(250)),
+            ..replies.clone()
+        };
+        assert_eq!(kind(&fates(4, &data_250, Some(&r(250)))[0]), "deferred");
         let refused = EnvelopeReplies {
             mail: r(553),
             rcpts: vec![],
@@ -149,5 +203,11 @@ mod tests {
         assert!(fates(2, &refused, None)
             .iter()
             .all(|f| matches!(f, Fate::Bounced(_))));
+        let odd_mail = EnvelopeReplies {
+            mail: r(354),
+            rcpts: vec![r(250)],
+            data: Some(r(354)),
+        };
+        assert_eq!(kind(&fates(1, &odd_mail, Some(&r(250)))[0]), "deferred");
     }
 }

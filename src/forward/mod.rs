@@ -13,10 +13,19 @@
 //! [`Fate`] per recipient; [`run`] is one delivery run (lock, passes over the queue, the
 //! file updates); [`bounce`] builds and sends RFC 3464 reports.
 //!
+//! **Success is one event** ([`fate::message_fate`]): nothing is removed or counted
+//! delivered without a 2xx to the final dot of a transaction whose DATA got 354.
+//!
+//! A remote out of step is never believed: a reply line of any length is read for its code
+//! and cut; lines of one reply with different codes, a reply outside the protocol (250 to
+//! DATA) and bytes sent out of turn (two replies to one command, a reply before its command)
+//! give the connection up with every message not yet settled kept ([`client`], [`reply`]).
+//!
 //! Choices where SPEC 7 is silent:
 //! * a message's age comes from the time stamp in its name (the spool's names start with
-//!   the arrival time in seconds), not the mtime, which a rewrite renews; other names fall
-//!   back to the mtime;
+//!   the arrival time in seconds), not the mtime, which a rewrite renews; other names, and
+//!   stamps later than the mtime (a message cannot arrive after its file was written),
+//!   fall back to the mtime;
 //! * `-t` sets one timeout for the connect and every reply, the dot included; without it
 //!   the connect and replies get 60 s, the dot 300 s;
 //! * `BODY=` is passed on only when the remote offers 8BITMIME, `SIZE=` (the stored size)
@@ -26,7 +35,11 @@
 //!   them (and the report) again;
 //! * mail that arrives during a run goes out on the same connection (up to a few passes);
 //! * a file found during sending to hold a lone dot line before its end goes to `bad/`;
-//! * `--list` takes no lock: it only reads.
+//! * `--list` takes no lock: it only reads; it shows at most [`queue::LIST_RECIPIENTS`]
+//!   recipients of a message, then `... and N more`;
+//! * what is not a regular file in `new/` (a FIFO, a symbolic link, a directory) goes to
+//!   `bad/` unopened (a FIFO would block, a link would read some other file);
+//! * remote text (and addresses) quoted in a log line is cut at [`MAX_QUOTED`] bytes (SPEC 8).
 
 pub mod bounce;
 pub mod client;
@@ -40,6 +53,22 @@ use crate::log;
 use crate::spool::Spool;
 pub use fate::{Fate, Reason};
 use std::time::{Duration, SystemTime};
+
+/// SPEC 8: most bytes of remote or client text one log line quotes; a 100 kB reply text
+/// must not become a 100 kB log line.
+pub const MAX_QUOTED: usize = 200;
+
+/// Text (already escaped) as a log line quotes it: cut at [`MAX_QUOTED`] bytes with `…`.
+pub fn quote(text: &str) -> String {
+    if text.len() <= MAX_QUOTED {
+        return text.to_string();
+    }
+    let mut end = MAX_QUOTED;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
 
 pub const USAGE: &str =
     "usage: forward [-h helohost] [-t seconds] host[:port]\n       forward --list";
@@ -255,6 +284,31 @@ mod tests {
         ] {
             assert!(parse_args(&args(a)).is_err(), "{a:?}");
         }
+    }
+
+    #[test]
+    fn quotes_are_cut_at_200_bytes() {
+        assert_eq!(quote("short"), "short");
+        let at = "a".repeat(MAX_QUOTED);
+        assert_eq!(quote(&at), at);
+        assert_eq!(
+            quote(&"b".repeat(5000)),
+            format!("{}…", "b".repeat(MAX_QUOTED))
+        );
+        let wide = "é".repeat(MAX_QUOTED); // two bytes each: cut on a character boundary
+        assert_eq!(quote(&wide), format!("{}…", "é".repeat(MAX_QUOTED / 2)));
+    }
+
+    #[test]
+    fn a_huge_timeout_is_a_long_one() {
+        let Ok(Command::Deliver(o)) = parse_args(&args(&["-t", "18446744073709551615", "mx"]))
+        else {
+            panic!()
+        };
+        assert_eq!(o.timeout, Some(Duration::from_secs(u64::MAX)));
+        let t = client::Timeouts::all(o.timeout.unwrap());
+        assert_eq!(t.dot, reply::MAX_WAIT);
+        assert!(reply::deadline(t.dot) > std::time::Instant::now());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::client::{Client, ClientError, Timeouts};
 use super::fate::{deferred, transaction};
 use super::queue::{self, LoadError, Message};
 use super::reply::RemoteReply;
-use super::{Fate, Options, Outcome, Reason};
+use super::{quote, Fate, Options, Outcome, Reason};
 use crate::config::Settings;
 use crate::log;
 use crate::spool::{self, Spool};
@@ -79,14 +79,9 @@ pub fn deliver(spool: &Spool, settings: &Settings, options: &Options) -> Outcome
         }
         Err(e) => log::line(&format!("cannot clean {}: {e}", spool.tmp_dir().display())),
     }
-    let timeouts = match options.timeout {
-        Some(t) => Timeouts {
-            connect: t,
-            reply: t,
-            dot: t,
-        },
-        None => Timeouts::default(),
-    };
+    let timeouts = options
+        .timeout
+        .map_or_else(Timeouts::default, Timeouts::all);
     let run = Run {
         spool,
         settings,
@@ -198,7 +193,7 @@ impl Run<'_> {
             }
         };
         let result = transaction(client, msg, *sent > 0);
-        *sent += 1;
+        *sent = sent.saturating_add(1);
         let e = match result {
             Ok(fates) => return Some(fates),
             Err(e) => e,
@@ -232,7 +227,10 @@ impl Run<'_> {
             Err(e) => return down("4.4.1", &e),
         };
         let refused = |what: &str, reply: RemoteReply| {
-            log::line(&format!("{host}:{port}: {what}: {reply}"));
+            log::line(&format!(
+                "{host}:{port}: {what}: {}",
+                quote(&reply.to_string())
+            ));
             Link::Down(Reason::Remote(reply))
         };
         match client.greeting() {
@@ -275,9 +273,10 @@ impl Run<'_> {
                 }
             };
             log::line(&format!(
-                "{} to <{}>: {what}: {why}",
+                "{} to <{}>: {what}: {}",
                 msg.id,
-                log::escape(r.as_bytes())
+                quote(&log::escape(r.as_bytes())),
+                quote(&why)
             ));
         }
         let failed: Vec<(&str, &Fate)> = rcpts
@@ -301,7 +300,7 @@ impl Run<'_> {
         let summary = format!(
             "{} from <{}>: {} bytes, {} recipients, {} left",
             msg.id,
-            log::escape(msg.header.sender.as_bytes()),
+            quote(&log::escape(msg.header.sender.as_bytes())),
             msg.data_len,
             rcpts.len(),
             left.len()
@@ -350,7 +349,7 @@ impl Run<'_> {
             headers: &headers,
         };
         let dsn = bounce::render(&report, SystemTime::now());
-        let to = log::escape(sender.as_bytes());
+        let to = quote(&log::escape(sender.as_bytes()));
         match bounce::send(&self.settings.sendmail, sender, dsn) {
             Ok(()) => {
                 log::line(&format!("{}: bounce sent to <{to}>", msg.id));

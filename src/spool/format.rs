@@ -71,66 +71,134 @@ impl Header {
     /// dot-stuffed, ending with the `.` line). A file that does not end with the dot line is
     /// incomplete and refused.
     pub fn parse(file: &[u8]) -> Result<(Header, &[u8]), FormatError> {
+        let mut parser = EnvelopeParser::new(usize::MAX);
         let mut rest = file;
-        let mut next_line = || -> Result<&str, FormatError> {
+        loop {
             let end = rest
                 .windows(2)
                 .position(|w| w == b"\r\n")
                 .ok_or_else(|| FormatError("a header line without CRLF".into()))?;
-            let line = std::str::from_utf8(&rest[..end])
-                .map_err(|_| FormatError("a header line that is not UTF-8".into()))?;
+            let line = &rest[..end];
             rest = &rest[end + 2..];
-            Ok(line)
-        };
-        let helo = next_line()?
-            .strip_prefix("HELO ")
-            .ok_or_else(|| FormatError("the first line is not HELO".into()))?
-            .to_string();
-        let mail = next_line()?
-            .strip_prefix("MAIL FROM:<")
-            .ok_or_else(|| FormatError("the second line is not MAIL FROM".into()))?;
-        let (sender, params) = mail
-            .rsplit_once('>')
-            .ok_or_else(|| FormatError("MAIL FROM without '>'".into()))?;
-        let body = match params.trim() {
-            "" => None,
-            p => Some(
-                p.strip_prefix("BODY=")
-                    .ok_or_else(|| FormatError(format!("unknown MAIL parameter {p:?}")))?
-                    .to_string(),
-            ),
-        };
-        let mut recipients = Vec::new();
-        loop {
-            let line = next_line()?;
-            if line == "DATA" {
+            if parser.line(line)? {
                 break;
             }
-            let r = line
-                .strip_prefix("RCPT TO:<")
-                .and_then(|r| r.strip_suffix('>'))
-                .ok_or_else(|| FormatError(format!("unexpected line {line:?}")))?;
-            recipients.push(r.to_string());
         }
-        if recipients.is_empty() {
-            return Err(FormatError("no recipients".into()));
-        }
+        let (header, _) = parser.finish()?;
         let data = rest;
         if !(data == b".\r\n" || data.ends_with(b"\r\n.\r\n")) {
             return Err(FormatError(
                 "the message does not end with the dot line".into(),
             ));
         }
-        Ok((
-            Header {
-                helo,
-                sender: sender.to_string(),
-                body,
-                recipients,
-            },
-            data,
-        ))
+        Ok((header, data))
     }
+}
+
+/// Where the envelope parser is: the line it expects next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Helo,
+    Mail,
+    RcptOrData,
+    Nothing,
+}
+
+/// The envelope read one line at a time: `HELO`, `MAIL`, one `RCPT` or more, `DATA`. The one
+/// reading of the format ("two parsers that disagree are a vulnerability"): [`Header::parse`]
+/// drives it over a whole file, forward over a file it streams. It keeps at most `keep`
+/// recipients and counts them all, so a reader can bound its memory (`forward --list`).
+#[derive(Debug)]
+pub struct EnvelopeParser {
+    expect: Expect,
+    header: Header,
+    keep: usize,
+    recipients: u64,
+}
+
+impl EnvelopeParser {
+    pub fn new(keep: usize) -> EnvelopeParser {
+        EnvelopeParser {
+            expect: Expect::Helo,
+            header: Header {
+                helo: String::new(),
+                sender: String::new(),
+                body: None,
+                recipients: Vec::new(),
+            },
+            keep,
+            recipients: 0,
+        }
+    }
+
+    /// One line without its CRLF; true when it was `DATA`. A control character is refused:
+    /// [`Header::render`] never writes one, and a CR or NUL would end up in a command.
+    pub fn line(&mut self, line: &[u8]) -> Result<bool, FormatError> {
+        let line = std::str::from_utf8(line)
+            .map_err(|_| FormatError("a header line that is not UTF-8".into()))?;
+        if line.contains(char::is_control) {
+            return Err(FormatError("a control character in the envelope".into()));
+        }
+        match self.expect {
+            Expect::Helo => {
+                self.header.helo = line
+                    .strip_prefix("HELO ")
+                    .ok_or_else(|| FormatError("the first line is not HELO".into()))?
+                    .to_string();
+                self.expect = Expect::Mail;
+            }
+            Expect::Mail => {
+                (self.header.sender, self.header.body) = parse_mail(line)?;
+                self.expect = Expect::RcptOrData;
+            }
+            Expect::RcptOrData if line == "DATA" => {
+                if self.recipients == 0 {
+                    return Err(FormatError("no recipients".into()));
+                }
+                self.expect = Expect::Nothing;
+                return Ok(true);
+            }
+            Expect::RcptOrData => {
+                let r = line
+                    .strip_prefix("RCPT TO:<")
+                    .and_then(|r| r.strip_suffix('>'))
+                    .ok_or_else(|| FormatError(format!("unexpected line {line:?}")))?;
+                self.recipients = self.recipients.saturating_add(1);
+                if self.header.recipients.len() < self.keep {
+                    self.header.recipients.push(r.to_string());
+                }
+            }
+            Expect::Nothing => return Err(FormatError("a line after DATA".into())),
+        }
+        Ok(false)
+    }
+
+    /// After `DATA`: the header (with at most `keep` recipients) and how many there are.
+    pub fn finish(self) -> Result<(Header, u64), FormatError> {
+        match self.expect {
+            Expect::Nothing => Ok((self.header, self.recipients)),
+            _ => Err(FormatError("the envelope does not end with DATA".into())),
+        }
+    }
+}
+
+/// `MAIL FROM:<sender> BODY=x` -> (sender, body). The sender ends at the last `>`.
+fn parse_mail(line: &str) -> Result<(String, Option<String>), FormatError> {
+    let mail = line
+        .strip_prefix("MAIL FROM:<")
+        .ok_or_else(|| FormatError("the second line is not MAIL FROM".into()))?;
+    let (sender, params) = mail
+        .rsplit_once('>')
+        .ok_or_else(|| FormatError("MAIL FROM without '>'".into()))?;
+    let body = match params.trim() {
+        "" => None,
+        p => Some(
+            p.strip_prefix("BODY=")
+                .ok_or_else(|| FormatError(format!("unknown MAIL parameter {p:?}")))?
+                .to_string(),
+        ),
+    };
+    Ok((sender.to_string(), body))
 }
 
 /// Dot-stuffs message bytes on their way to the file: a `.` at the start of a line is
@@ -247,6 +315,44 @@ mod tests {
         assert!(Header::parse(b"HELO x\r\nMAIL FROM:<a@b>\r\nDATA\r\n.\r\n").is_err());
         assert!(Header::parse(b"garbage").is_err());
         assert!(Header::parse(b"").is_err());
+    }
+
+    #[test]
+    fn control_characters_and_order_are_checked() {
+        let parse = |s: &[u8]| Header::parse(s).map(|(h, _)| h).map_err(|e| e.0);
+        assert_eq!(
+            parse(b"HELO a\rb\r\nMAIL FROM:<>\r\nRCPT TO:<r>\r\nDATA\r\n.\r\n"),
+            Err("a control character in the envelope".into())
+        );
+        assert_eq!(
+            parse(b"MAIL FROM:<>\r\nHELO a\r\nRCPT TO:<r>\r\nDATA\r\n.\r\n"),
+            Err("the first line is not HELO".into())
+        );
+        assert_eq!(
+            parse(b"HELO a\r\nMAIL FROM:<s> SIZE=1\r\nRCPT TO:<r>\r\nDATA\r\n.\r\n"),
+            Err("unknown MAIL parameter \"SIZE=1\"".into())
+        );
+    }
+
+    #[test]
+    fn the_line_parser_keeps_some_recipients_and_counts_all() {
+        let mut p = EnvelopeParser::new(2);
+        for line in [
+            "HELO h",
+            "MAIL FROM:<s>",
+            "RCPT TO:<a>",
+            "RCPT TO:<b>",
+            "RCPT TO:<c>",
+        ] {
+            assert_eq!(p.line(line.as_bytes()), Ok(false));
+        }
+        assert_eq!(p.line(b"DATA"), Ok(true));
+        assert!(p.line(b"DATA").is_err());
+        let (h, n) = p.finish().unwrap();
+        assert_eq!((h.recipients, n), (vec!["a".to_string(), "b".into()], 3));
+        let mut p = EnvelopeParser::new(9);
+        assert_eq!(p.line(b"HELO h"), Ok(false));
+        assert!(p.finish().is_err(), "no DATA yet");
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //!                       tmp/ID --any failure, abort, drop--> (removed)
 //!                       tmp/ID left by a crash --forward, after 36 hours--> (removed)
 //! new/ID --forward: all recipients done--> (removed)
-//! new/ID --forward: some left--> tmp/ID' written, fsync, rename over new/ID
-//! new/ID --forward: does not parse--> bad/ID (kept for the operator)
+//! new/ID --forward: some left--> tmp/ID.rewrite.PID.N created exclusively, written,
+//!                                 fsync, rename over new/ID
+//! tmp/ID.rewrite.PID.N --failure--> (removed); left by a crash: removed after 36 hours
+//! new/ID --forward: does not parse, or no regular file--> bad/ID (bad/ID.N if taken)
 //! ```
 //!
 //! So a file in `new/` is always complete, and `250` is sent only after the rename into
@@ -20,6 +22,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Write buffer of a message file: one write system call per 64 KiB of message.
 const WRITE_BUFFER: usize = 64 * 1024;
@@ -193,8 +196,8 @@ pub fn remove(target: &Path) -> io::Result<()> {
     fs::remove_file(target)
 }
 
-/// Replaces `target` atomically (forward's rewrite of a partly delivered file): write
-/// `tmp/NAME` with `head` then all of `rest` (streamed: a message may be large), fsync,
+/// Replaces `target` atomically (forward's rewrite of a partly delivered file): write a new
+/// file in `tmp/` with `head` then all of `rest` (streamed: a message may be large), fsync,
 /// rename over `target`, fsync its directory.
 pub fn replace(
     spool: &Spool,
@@ -205,14 +208,8 @@ pub fn replace(
     let name = target
         .file_name()
         .ok_or_else(|| io::Error::other("no file name"))?;
-    let tmp = spool.tmp.join(name);
+    let (tmp, f) = create_unique(&spool.tmp, name)?;
     let result = (|| {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, f);
         out.write_all(head)?;
         io::copy(rest, &mut out)?;
@@ -222,13 +219,45 @@ pub fn replace(
         sync_dir(target.parent().unwrap_or(Path::new(".")))
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(&tmp); // ours: created exclusively above
     }
     result
 }
 
-/// Moves a file of `new/` that does not parse to `$SPOOLDIR/bad/` (created with mode 0700),
-/// where an operator can look at it: never deleted silently (SPEC 7). Returns the new path.
+/// Names tried by [`create_unique`] before it gives up: only files planted at our names
+/// (or left by a crash of this very PID) can take them.
+const UNIQUE_TRIES: u32 = 16;
+
+/// Creates `dir/NAME.rewrite.PID.N` (mode 0600) for a rewrite: a fresh name, created
+/// exclusively and never through a symbolic link, so that a file or link planted in `tmp/`
+/// is never written through (STYLE: "open what you meant to open").
+fn create_unique(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, File)> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mut last = io::Error::other("no name tried");
+    for _ in 0..UNIQUE_TRIES {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut file_name = name.to_os_string();
+        file_name.push(format!(".rewrite.{}.{n}", std::process::id()));
+        let path = dir.join(file_name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = at(&path, e),
+            Err(e) => return Err(at(&path, e)),
+        }
+    }
+    Err(last)
+}
+
+/// Moves a file of `new/` that does not parse (or is no regular file) to `$SPOOLDIR/bad/`
+/// (created with mode 0700), where an operator can look at it: never deleted silently (SPEC
+/// 7), so an earlier file of the same name in `bad/` is not replaced: the new one gets a
+/// `.N` suffix. `rename` moves a symbolic link itself, never its target. Returns the new path.
 pub fn quarantine(spool: &Spool, target: &Path) -> io::Result<PathBuf> {
     let bad = spool.root.join("bad");
     match DirBuilder::new().mode(0o700).create(&bad) {
@@ -236,12 +265,43 @@ pub fn quarantine(spool: &Spool, target: &Path) -> io::Result<PathBuf> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
+    if !fs::symlink_metadata(&bad)?.is_dir() {
+        return Err(io::Error::other(format!(
+            "{} is not a directory",
+            bad.display()
+        )));
+    }
     let name = target
         .file_name()
         .ok_or_else(|| io::Error::other("no file name"))?;
-    let to = bad.join(name);
+    let to = free_name(&bad, name)?;
     fs::rename(target, &to)?;
     sync_dir(&bad)?;
     sync_dir(target.parent().unwrap_or(Path::new(".")))?;
     Ok(to)
+}
+
+/// Most `.N` suffixes tried for a name taken in `bad/`.
+const MAX_BAD_SUFFIX: u32 = 1000;
+
+/// `dir/NAME`, or `dir/NAME.N` with the first N free. forward holds the spool lock, so no
+/// other forward picks the same name in between.
+fn free_name(dir: &Path, name: &std::ffi::OsStr) -> io::Result<PathBuf> {
+    let taken = |p: &Path| fs::symlink_metadata(p).is_ok();
+    let first = dir.join(name);
+    if !taken(&first) {
+        return Ok(first);
+    }
+    for n in 1..=MAX_BAD_SUFFIX {
+        let mut file_name = name.to_os_string();
+        file_name.push(format!(".{n}"));
+        let p = dir.join(file_name);
+        if !taken(&p) {
+            return Ok(p);
+        }
+    }
+    Err(io::Error::other(format!(
+        "{}: {MAX_BAD_SUFFIX} files of that name already",
+        first.display()
+    )))
 }
