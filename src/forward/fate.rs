@@ -78,7 +78,7 @@ fn accepted(replies: &EnvelopeReplies) -> impl Iterator<Item = &RemoteReply> {
 
 /// SPEC 7: per recipient, a refused MAIL or RCPT decides (5xx bounced, anything else kept);
 /// an accepted recipient takes the fate of the message, [`message_fate`].
-fn fates(n: usize, replies: &EnvelopeReplies, dot: Option<&RemoteReply>) -> Vec<Fate> {
+pub fn fates(n: usize, replies: &EnvelopeReplies, dot: Option<&RemoteReply>) -> Vec<Fate> {
     let message = message_fate(replies.data.as_ref(), dot);
     (0..n)
         .map(|i| match replies.rcpts.get(i) {

@@ -54,9 +54,9 @@ use crate::spool::Spool;
 pub use fate::{Fate, Reason};
 use std::time::{Duration, SystemTime};
 
-/// SPEC 8: most bytes of remote or client text one log line quotes; a 100 kB reply text
-/// must not become a 100 kB log line.
-pub const MAX_QUOTED: usize = 200;
+/// SPEC 8: most bytes of remote or client text one log line quotes (a 100 kB reply text
+/// must not become a 100 kB log line); the same cap as the front ends' `log::quote`.
+pub use crate::log::MAX_QUOTED;
 
 /// Text (already escaped) as a log line quotes it: cut at [`MAX_QUOTED`] bytes with `…`.
 pub fn quote(text: &str) -> String {
