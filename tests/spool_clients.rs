@@ -359,8 +359,9 @@ fn swaks_raw_data_with_bare_lf_on_the_wire() {
         return;
     };
     // --no-data-fixup: swaks sends the file as it is, then CRLF; so the file carries its own
-    // stuffing and final dot, and the bare LFs reach the server.
-    let raw: &[u8] = b"Subject: raw\n\n..stuffed by the client\nbare LF\r\nCRLF\n...\nend\n.";
+    // stuffing and final dot, and the bare LFs reach the server. The dot line follows a CRLF:
+    // after a CRLF DATA only CRLF . CRLF ends the message (SPEC 3, SMTP smuggling).
+    let raw: &[u8] = b"Subject: raw\n\n..stuffed by the client\nbare LF\r\nCRLF\n...\nend\r\n.";
     let data = spool.dir.join("data");
     fs::write(&data, raw).unwrap();
     let Some((_, sent)) = swaks(&spool, &data, &["--no-data-fixup"]) else {
