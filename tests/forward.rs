@@ -1175,6 +1175,19 @@ fn usage_errors_exit_64() {
     }
 }
 
+/// `forward --help` was "unknown option" (exit 64): now the usage on stdout, exit 0, even
+/// without SPOOLDIR.
+#[test]
+fn help_prints_the_usage_and_exits_0() {
+    let ran = run(command(FORWARD, &[]).arg("--help"));
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert_eq!(
+        ran.out,
+        "usage: forward [-h helohost] [-t seconds] host[:port]\n       forward --list\n       forward --help\n"
+    );
+    assert_eq!(ran.log, "");
+}
+
 #[test]
 fn configuration_errors_exit_78_naming_variable_and_value() {
     let dir = spool_dir("fw-config");

@@ -70,14 +70,17 @@ pub fn quote(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
-pub const USAGE: &str =
-    "usage: forward [-h helohost] [-t seconds] host[:port]\n       forward --list";
+pub const USAGE: &str = "usage: forward [-h helohost] [-t seconds] host[:port]
+       forward --list
+       forward --help";
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Deliver(Options),
     List,
+    /// `--help`: the usage on stdout, exit 0 (as operators expect of a system program).
+    Help,
 }
 
 /// The options of a delivery run.
@@ -98,8 +101,10 @@ pub struct UsageError(pub String);
 /// Parses the arguments after the program name.
 pub fn parse_args(args: &[String]) -> Result<Command, UsageError> {
     let usage = |s: &str| Err(UsageError(s.to_string()));
-    if args.len() == 1 && args[0] == "--list" {
-        return Ok(Command::List);
+    match args {
+        [a] if a == "--list" => return Ok(Command::List),
+        [a] if a == "--help" => return Ok(Command::Help),
+        _ => {}
     }
     let (mut helohost, mut timeout, mut rest) = (None, None, args);
     while let Some(opt) = rest.first().filter(|a| a.starts_with('-')) {
@@ -180,13 +185,15 @@ pub enum Outcome {
     SpoolTrouble,
     Usage(UsageError),
     Config(String),
+    /// `--help` answered.
+    Help,
 }
 
 impl Outcome {
     /// SPEC 7 (sysexits): 0, 75 EX_TEMPFAIL, 64 EX_USAGE, 78 EX_CONFIG.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Outcome::QueueEmpty => 0,
+            Outcome::QueueEmpty | Outcome::Help => 0,
             Outcome::MailRemains | Outcome::Locked | Outcome::SpoolTrouble => 75,
             Outcome::Usage(_) => 64,
             Outcome::Config(_) => 78,
@@ -197,6 +204,10 @@ impl Outcome {
 /// The whole program: arguments after the program name in, outcome out.
 pub fn main(args: &[String]) -> Outcome {
     let command = match parse_args(args) {
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return Outcome::Help;
+        }
         Ok(c) => c,
         Err(e) => {
             eprintln!("forward: {}\n{USAGE}", e.0);
@@ -220,6 +231,7 @@ pub fn main(args: &[String]) -> Outcome {
         Err(e) => return config_error(e),
     };
     match command {
+        Command::Help => Outcome::Help,
         Command::List => {
             let stdout = std::io::stdout();
             match queue::list(&spool, SystemTime::now(), &mut stdout.lock()) {
