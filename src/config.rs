@@ -28,6 +28,10 @@ struct Raw {
     header_add: Option<String>,
     checkpassword: Option<String>,
     require_auth: Option<String>,
+    require_tls: Option<String>,
+    sslctlfd: Option<u32>,
+    sslreadfd: Option<u32>,
+    sslwritefd: Option<u32>,
     spooldir: Option<PathBuf>,
     queuelifetime: Option<u64>,
     sendmail: Option<String>,
@@ -69,6 +73,13 @@ pub struct Settings {
     pub header_add: Option<String>,
     pub checkpassword: Option<String>,
     pub require_auth: bool,
+    /// SPEC 2, 3.1: while STARTTLS is available and not yet done, MAIL and AUTH get `530`.
+    pub require_tls: bool,
+    /// SPEC 2, 3.1: the UCSPI-TLS descriptors a TLS helper (s6-ucspitlsd) passed on: the
+    /// control socket, the channel to read the decrypted client from, and to write to it.
+    pub sslctlfd: Option<u32>,
+    pub sslreadfd: Option<u32>,
+    pub sslwritefd: Option<u32>,
     pub spooldir: Option<PathBuf>,
     pub queuelifetime: Duration,
     pub sendmail: String,
@@ -99,6 +110,10 @@ impl Default for Settings {
             header_add: None,
             checkpassword: None,
             require_auth: false,
+            require_tls: false,
+            sslctlfd: None,
+            sslreadfd: None,
+            sslwritefd: None,
             spooldir: None,
             queuelifetime: Duration::from_secs(604800),
             sendmail: "/usr/sbin/sendmail".to_string(),
@@ -230,6 +245,12 @@ impl Settings {
         if raw.require_auth.is_some() {
             self.require_auth = true;
         }
+        if raw.require_tls.is_some() {
+            self.require_tls = true;
+        }
+        set(&mut self.sslctlfd, raw.sslctlfd);
+        set(&mut self.sslreadfd, raw.sslreadfd);
+        set(&mut self.sslwritefd, raw.sslwritefd);
         Ok(())
     }
 }
@@ -366,6 +387,27 @@ mod tests {
         let s = Settings::from_vars(vars(&[("HEADER_ADD", "X-A: 1\nX-B: 2\n\tfolded")])).unwrap();
         assert_eq!(s.header_add.as_deref(), Some("X-A: 1\nX-B: 2\n\tfolded"));
         assert!(Settings::from_vars(vars(&[("HELOHOST", "a\tb")])).is_err());
+    }
+
+    /// SPEC 2: the UCSPI-TLS descriptors are numbers; anything else is a configuration error.
+    #[test]
+    fn ucspi_tls_descriptors_parse_or_refuse() {
+        let s = Settings::from_vars(vars(&[
+            ("SSLCTLFD", "5"),
+            ("SSLREADFD", "6"),
+            ("SSLWRITEFD", "7"),
+            ("REQUIRE_TLS", ""),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (s.sslctlfd, s.sslreadfd, s.sslwritefd),
+            (Some(5), Some(6), Some(7))
+        );
+        assert!(s.require_tls);
+        for bad in ["x", "-1", ""] {
+            let e = Settings::from_vars(vars(&[("SSLCTLFD", bad)])).unwrap_err();
+            assert!(e.0.contains("SSLCTLFD"), "{e}");
+        }
     }
 
     #[test]

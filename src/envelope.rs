@@ -4,6 +4,7 @@
 
 use crate::smtp::command::MailParams;
 use crate::ucspi::Conn;
+use crate::ucspitls::TlsInfo;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One transaction: exists from an accepted MAIL to the end of DATA or RSET.
@@ -27,6 +28,9 @@ pub enum Protocol {
     Smtp,
     Esmtp,
     Esmtpa,
+    /// RFC 3848: ESMTP over TLS (STARTTLS, SPEC 3.1), and with AUTH too.
+    Esmtps,
+    Esmtpsa,
 }
 
 impl Protocol {
@@ -35,6 +39,8 @@ impl Protocol {
             Protocol::Smtp => "SMTP",
             Protocol::Esmtp => "ESMTP",
             Protocol::Esmtpa => "ESMTPA",
+            Protocol::Esmtps => "ESMTPS",
+            Protocol::Esmtpsa => "ESMTPSA",
         }
     }
 }
@@ -45,6 +51,8 @@ pub struct Trace<'a> {
     pub conn: &'a Conn,
     pub local: &'a str,
     pub protocol: Protocol,
+    /// SPEC 4, 3.1: TLS protocol and cipher, named in a comment after `with`.
+    pub tls: Option<&'a TlsInfo>,
     pub fixup_host: Option<&'a str>,
     pub fixup_ip: Option<&'a str>,
     pub header_add: Option<&'a str>,
@@ -85,6 +93,13 @@ impl Trace<'_> {
         if let Some(proto) = &self.conn.proto {
             out.push_str(" via ");
             out.push_str(&clean(proto));
+        }
+        if let Some(tls) = self.tls {
+            out.push_str(&format!(
+                " ({} {})",
+                clean(&tls.protocol),
+                clean(&tls.cipher)
+            ));
         }
         out.push_str("; ");
         out.push_str(&date);
@@ -259,6 +274,7 @@ mod tests {
             conn: c,
             local: "mx.example",
             protocol: Protocol::Esmtp,
+            tls: None,
             fixup_host: None,
             fixup_ip: None,
             header_add: None,
@@ -274,6 +290,26 @@ mod tests {
             "Received: from helo.example (client.example [192.0.2.7])\r\n\
              \tby mx.example ([198.51.100.1])\r\n\
              \twith ESMTP via TCP; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+
+    /// SPEC 4, 3.1: RFC 3848's ESMTPS, and the protocol and cipher in a comment.
+    #[test]
+    fn received_over_tls() {
+        let c = conn();
+        let info = TlsInfo {
+            protocol: "TLSv1.3".into(),
+            cipher: "TLS_AES_256_GCM_SHA384".into(),
+        };
+        let mut t = trace(&c, Some("helo.example"));
+        t.protocol = Protocol::Esmtpsa;
+        t.tls = Some(&info);
+        assert_eq!(
+            String::from_utf8(t.headers(at(0))).unwrap(),
+            "Received: from helo.example (client.example [192.0.2.7])\r\n\
+             \tby mx.example ([198.51.100.1])\r\n\
+             \twith ESMTPSA via TCP (TLSv1.3 TLS_AES_256_GCM_SHA384); \
+             Thu, 1 Jan 1970 00:00:00 +0000\r\n"
         );
     }
 

@@ -16,7 +16,7 @@
 //! machine, driver), [`address`] RFC 5321 paths, [`reply`] every reply the programs send,
 //! [`envelope`] the transaction and the trace headers we add, [`headers`] the scan of the
 //! incoming header block, [`backend`] what happens to accepted mail, [`log`] log lines and
-//! [`sys`] every system call that needs `unsafe`.
+//! [`sys`] every system call that needs `unsafe`, [`ucspitls`] the TLS helper of STARTTLS.
 #![deny(unsafe_code)]
 
 pub mod address;
@@ -39,3 +39,4 @@ pub mod smtp;
 pub mod spool;
 pub mod sys;
 pub mod ucspi;
+pub mod ucspitls;

@@ -92,6 +92,16 @@ impl LineReader {
         n
     }
 
+    /// Throws away everything buffered and not yet parsed; returns how many bytes that was.
+    /// SPEC 3.1: at the switch to TLS, so that nothing sent in clear is read inside it.
+    pub fn discard(&mut self) -> usize {
+        let dropped = self.end - self.start;
+        self.start = 0;
+        self.end = 0;
+        self.discarding = false;
+        dropped
+    }
+
     /// The next command line, without its line end, or `None` when more input is needed.
     pub fn command(&mut self) -> Option<CommandLine<'_>> {
         loop {

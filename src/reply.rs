@@ -127,3 +127,11 @@ pub const RCPTHOSTS_FAILED: Reply =
     Reply::fixed(451, "4.3.0", "Recipient list unreadable, try again later");
 pub const RULE_REJECT: Reply = Reply::fixed(553, "5.7.1", "Rejected");
 pub const RULE_DEFER: Reply = Reply::fixed(451, "4.7.1", "Deferred");
+
+// SPEC 3.1: STARTTLS.
+pub const STARTTLS_READY: Reply = Reply::fixed(220, "2.0.0", "Ready to start TLS");
+pub const STARTTLS_ARGUMENT: Reply = Reply::fixed(501, "5.5.4", "Syntax: STARTTLS");
+pub const STARTTLS_NOT_OFFERED: Reply = Reply::fixed(503, "5.5.1", "STARTTLS not available");
+pub const TLS_ALREADY: Reply = Reply::fixed(503, "5.5.1", "TLS already started");
+/// RFC 3207's reply, for AUTH before TLS and for MAIL under `REQUIRE_TLS`.
+pub const TLS_FIRST: Reply = Reply::fixed(530, "5.7.0", "Must issue a STARTTLS command first");

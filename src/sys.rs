@@ -100,6 +100,19 @@ pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<libc::c_int> {
     Ok(old)
 }
 
+/// Whether `fd` is an open descriptor of this process (fcntl F_GETFD succeeds): SPEC 3.1
+/// offers STARTTLS only over descriptors a TLS helper really passed on.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD takes no pointer argument; an invalid fd only gives EBADF.
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
+}
+
+/// Closes `fd`; errors are ignored (nothing is lost: it was only read from or is done).
+pub fn close(fd: RawFd) {
+    // SAFETY: close takes no pointer; the caller owns fd and does not use it afterwards.
+    unsafe { libc::close(fd) };
+}
+
 /// Restores flags saved by [`set_nonblocking`].
 pub fn restore_flags(fd: RawFd, flags: libc::c_int) {
     // SAFETY: F_SETFL takes an int argument; failure leaves the descriptor as it was.

@@ -28,9 +28,11 @@ fn service(rel: &str) -> PathBuf {
 
 /// PATH for the run script: our binaries first (Debian's mailfront also installs a
 /// `smtpfront-echo`), then the system's tools.
+/// With TLS, s6-networking's programs (tests/common `s6_networking`) come after them.
 fn path() -> String {
     let bin = Path::new(SPOOL).parent().unwrap();
-    format!("{}:/usr/bin:/bin", bin.display())
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers/bin");
+    format!("{}:/usr/bin:/bin:{}", bin.display(), peers.display())
 }
 
 fn running_as_root() -> bool {
@@ -915,4 +917,81 @@ fn systemd_exec_start_maps_remote_addr_to_the_ucspi_variables() {
         "{text}"
     );
     let _ = fs::remove_dir_all(dir);
+}
+
+/// SPEC 3.1: without env/CERTFILE the run script says that TLS is off, and EHLO does not
+/// list STARTTLS.
+#[test]
+fn run_script_without_certfile_says_tls_is_off() {
+    if tools().is_none() {
+        return;
+    }
+    let dir = Dir::new("svc-notls", Some(":allow\n"), &[]);
+    let run = Running::start(&dir);
+    let log = run.wait_log("smtpfront: TLS is off: no ");
+    let want = format!(
+        "smtpfront: TLS is off: no {}/env/CERTFILE (STARTTLS not offered)",
+        dir.root.display()
+    );
+    assert!(log.lines().any(|l| l == want), "{log}");
+    let (mut client, _) = Client::connect(dir.port);
+    assert_eq!(
+        client.cmd("EHLO a"),
+        "250-mx.test\r\n250-SIZE 0\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 PIPELINING\r\n"
+    );
+}
+
+/// SPEC 3.1: with env/CERTFILE and env/KEYFILE the run script puts s6-ucspitlsd in the
+/// chain; swaks --tls gets its message stored with ESMTPS. As root the helper drops to
+/// TLS_USER (nobody here) after reading the key.
+#[test]
+fn run_script_with_certfile_offers_starttls() {
+    if tools().is_none() {
+        return;
+    }
+    let Some(swaks) = tool("swaks") else { return };
+    if common::s6_networking().is_none() {
+        return;
+    }
+    let Some((cert, key)) = common::test_certificate() else {
+        return;
+    };
+    let dir = Dir::new(
+        "svc-tls",
+        Some(":allow\n"),
+        &[
+            ("CERTFILE", cert.to_str().unwrap()),
+            ("KEYFILE", key.to_str().unwrap()),
+            ("TLS_USER", "nobody"),
+        ],
+    );
+    let run = Running::start(&dir);
+    let want = format!("smtpfront: STARTTLS on, certificate {}", cert.display());
+    let log = run.wait_log(&want);
+    assert!(log.lines().any(|l| l == want), "{log}");
+    let args = cmdline(run.pid());
+    let at = args.iter().position(|a| a.ends_with("s6-ucspitlsd"));
+    assert!(at.is_some(), "{args:?}");
+    let mut cmd = command(swaks, &[]);
+    cmd.args(["--server", &format!("127.0.0.1:{}", dir.port), "--tls"])
+        .args(["--helo", "client.test", "--from", "sender@example.net"])
+        .args(["--to", "rcpt@example.com", "--timeout", "20"]);
+    let (code, transcript) = run_bounded(cmd, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{transcript}");
+    assert!(
+        transcript
+            .lines()
+            .any(|l| l.starts_with("=== TLS started with cipher TLSv1.3:")),
+        "{transcript}"
+    );
+    let stored = dir.stored();
+    assert_eq!(stored.len(), 1, "{}", run.log());
+    let text = fs::read_to_string(&stored[0]).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| common::like(l, "\twith ESMTPS via TCP (TLSv1.3 TLS_*); *")),
+        "{text}"
+    );
 }

@@ -80,6 +80,7 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         conn: &conn,
         local: &local,
         protocol: Protocol::Esmtp,
+        tls: None,
         fixup_host: Some(&fixup_host),
         fixup_ip: Some(&fixup_ip),
         header_add: header_add.as_deref(),

@@ -48,6 +48,10 @@ pub enum Command {
     Vrfy,
     Help,
     Auth(String),
+    /// `argument`: something followed the verb (SPEC 3.1: `501`).
+    StartTls {
+        argument: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +103,9 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
         b"VRFY" => Ok(Command::Vrfy),
         b"HELP" => Ok(Command::Help),
         b"AUTH" => Ok(Command::Auth(text(arg)?.trim().to_string())),
+        b"STARTTLS" => Ok(Command::StartTls {
+            argument: !trim(arg).is_empty(),
+        }),
         _ => Err(CommandError::Unknown),
     }
 }

@@ -5,6 +5,11 @@
 //!
 //! The bytes move through a [`Transport`]: the client's descriptors in production, memory in
 //! [`converse`], which runs the very same loop in process for table tests and fuzzing.
+//!
+//! STARTTLS (SPEC 3.1) is a change of transport in the middle of the loop: the `220` is
+//! flushed, every byte read so far is thrown away (the STARTTLS injection of CVE-2011-0411
+//! lives in that buffer), the TLS helper does the handshake, and reading and writing go on
+//! over its descriptors with the same timeouts and the same pipelining.
 
 use crate::backend::Backend;
 use crate::linereader::{CommandLine, DataPiece, LineReader};
@@ -12,6 +17,7 @@ use crate::log;
 use crate::reply::{self, Reply};
 use crate::smtp::session::{Session, Step};
 use crate::sys::{self, Wait};
+use crate::ucspitls::{Helper, TlsError, TlsInfo};
 use std::io;
 use std::os::unix::io::RawFd;
 use std::time::{Duration, Instant};
@@ -27,12 +33,56 @@ pub trait Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
     /// Waits until reading (or writing) can go on: `Ok(false)` when `deadline` passed first.
     fn wait(&mut self, what: Wait, deadline: Instant) -> io::Result<bool>;
+    /// SPEC 3.1: has the TLS helper do the handshake (answer by `deadline`) and moves
+    /// reading and writing onto the encrypted channel.
+    fn start_tls(&mut self, _deadline: Instant) -> Result<TlsInfo, TlsError> {
+        Err(TlsError::NotAvailable)
+    }
 }
 
-/// The client's descriptors (non-blocking; every wait is a poll with a deadline).
+/// The client's descriptors (non-blocking; every wait is a poll with a deadline), and the
+/// TLS helper's when there is one.
 pub struct Fds {
     pub input: RawFd,
     pub output: RawFd,
+    helper: Option<Helper>,
+    /// Descriptors made non-blocking and their flags before, restored in reverse order
+    /// (input and output are often one socket).
+    saved: Vec<(RawFd, libc::c_int)>,
+}
+
+impl Fds {
+    /// Makes `input` and `output` non-blocking: nothing may block past a timeout (a silent
+    /// client, a client that never reads). Their flags come back on drop.
+    pub fn new(input: RawFd, output: RawFd, helper: Option<Helper>) -> Fds {
+        let mut fds = Fds {
+            input,
+            output,
+            helper,
+            saved: Vec::new(),
+        };
+        fds.nonblocking(input);
+        fds.nonblocking(output);
+        fds
+    }
+
+    fn nonblocking(&mut self, fd: RawFd) {
+        if let Ok(flags) = sys::set_nonblocking(fd, true) {
+            self.saved.push((fd, flags));
+        }
+    }
+
+    fn restore(&mut self) {
+        while let Some((fd, flags)) = self.saved.pop() {
+            sys::restore_flags(fd, flags);
+        }
+    }
+}
+
+impl Drop for Fds {
+    fn drop(&mut self) {
+        self.restore();
+    }
 }
 
 impl Transport for Fds {
@@ -51,13 +101,30 @@ impl Transport for Fds {
         };
         sys::wait_fd(fd, what, deadline)
     }
+
+    fn start_tls(&mut self, deadline: Instant) -> Result<TlsInfo, TlsError> {
+        let helper = self.helper.take().ok_or(TlsError::NotAvailable)?;
+        // The socket goes back to the helper as it came: O_NONBLOCK belongs to the open file
+        // that the helper shares, and s6-tlsd-io's handshake fails on a non-blocking socket.
+        self.restore();
+        let info = helper.handshake(deadline)?;
+        self.input = helper.read;
+        self.output = helper.write;
+        self.nonblocking(helper.read);
+        self.nonblocking(helper.write);
+        Ok(info)
+    }
 }
 
 /// A client in memory: its input in the pieces it arrives in (each piece is one read, as a
 /// client's separate writes would be), everything written collected. Never blocks.
+///
+/// With a TLS answer (the bytes a UCSPI-TLS helper would write on its control socket) it
+/// plays the helper too: after STARTTLS the same pieces go on as the encrypted channel.
 pub struct Script<'a> {
     pieces: std::slice::Iter<'a, &'a [u8]>,
     current: &'a [u8],
+    tls_answer: Option<&'a [u8]>,
     pub output: Vec<u8>,
 }
 
@@ -66,7 +133,16 @@ impl<'a> Script<'a> {
         Script {
             pieces: pieces.iter(),
             current: &[],
+            tls_answer: None,
             output: Vec::new(),
+        }
+    }
+
+    /// A client whose STARTTLS a helper answers with `answer` (`VAR=value\0...\0\0`).
+    pub fn with_tls(pieces: &'a [&'a [u8]], answer: &'a [u8]) -> Script<'a> {
+        Script {
+            tls_answer: Some(answer),
+            ..Script::new(pieces)
         }
     }
 }
@@ -93,6 +169,16 @@ impl Transport for Script<'_> {
     fn wait(&mut self, _what: Wait, _deadline: Instant) -> io::Result<bool> {
         Ok(true)
     }
+
+    fn start_tls(&mut self, _deadline: Instant) -> Result<TlsInfo, TlsError> {
+        let answer = self.tls_answer.take().ok_or(TlsError::NotAvailable)?;
+        // Over a socket, clear text still unread would reach the helper as a broken
+        // ClientHello.
+        if !self.current.is_empty() {
+            return Err(TlsError::ClearTextPending);
+        }
+        crate::ucspitls::parse_answer(answer).ok_or(TlsError::HelperGone)
+    }
 }
 
 /// Replies are written out once this many bytes are waiting, even mid-batch, so that a
@@ -108,6 +194,8 @@ enum End {
     ClientGoneInData,
     IdleTimeout,
     SessionTimeout,
+    /// SPEC 3.1: the handshake failed or the TLS helper went away.
+    TlsFailed,
     Error,
 }
 
@@ -120,6 +208,7 @@ impl End {
             End::ClientGoneInData => "client went away during DATA, nothing stored",
             End::IdleTimeout => "timeout (TIMEOUT)",
             End::SessionTimeout => "timeout (SESSION_TIMEOUT)",
+            End::TlsFailed => "TLS failed",
             End::Error => "I/O error",
         }
     }
@@ -232,23 +321,24 @@ impl<T: Transport> Conn<T> {
 }
 
 /// Runs one SMTP session on fd 0 / fd 1 to its end. Returns the exit status (SPEC 9).
-pub fn serve<B: Backend>(session: Session<B>) -> i32 {
-    // Nothing may block past a timeout (a silent client, a client that never reads): both
-    // descriptors become non-blocking and every wait goes through poll with a deadline.
-    // They are often one socket; restoring in reverse order leaves the original flags.
-    let saved_in = sys::set_nonblocking(IN, true).ok();
-    let saved_out = sys::set_nonblocking(OUT, true).ok();
-    let fds = Fds {
-        input: IN,
-        output: OUT,
+pub fn serve<B: Backend>(mut session: Session<B>) -> i32 {
+    let helper = match Helper::from_settings(session.settings()) {
+        Ok(h) => h,
+        Err(why) => {
+            log::line(&why);
+            None
+        }
     };
-    let (status, _) = serve_on(session, fds);
-    if let Some(flags) = saved_out {
-        sys::restore_flags(OUT, flags);
+    if helper.is_some() {
+        session.offer_starttls();
+    } else if session.settings().require_tls {
+        // SPEC 2: REQUIRE_TLS applies where STARTTLS is available; say so where it is not.
+        log::line(
+            "REQUIRE_TLS is set but there is no TLS helper: no STARTTLS, mail accepted in clear",
+        );
     }
-    if let Some(flags) = saved_in {
-        sys::restore_flags(IN, flags);
-    }
+    let (status, fds) = serve_on(session, Fds::new(IN, OUT, helper));
+    drop(fds);
     status
 }
 
@@ -256,6 +346,17 @@ pub fn serve<B: Backend>(session: Session<B>) -> i32 {
 /// returns everything the server wrote: the same loop as [`serve`], for tests and fuzzing.
 pub fn converse<B: Backend>(session: Session<B>, input: &[&[u8]]) -> Vec<u8> {
     serve_on(session, Script::new(input)).1.output
+}
+
+/// [`converse`] with STARTTLS offered, a TLS helper answering `answer` on its control
+/// socket (`SSL_PROTOCOL=...\0SSL_CIPHER=...\0\0`; anything incomplete fails the handshake).
+pub fn converse_tls<B: Backend>(
+    mut session: Session<B>,
+    input: &[&[u8]],
+    answer: &[u8],
+) -> Vec<u8> {
+    session.offer_starttls();
+    serve_on(session, Script::with_tls(input, answer)).1.output
 }
 
 fn serve_on<B: Backend, T: Transport>(mut session: Session<B>, io: T) -> (i32, T) {
@@ -283,7 +384,7 @@ fn serve_on<B: Backend, T: Transport>(mut session: Session<B>, io: T) -> (i32, T
             session.abort();
             conn.say_timeout();
         }
-        End::ClientGone | End::ClientGoneInData | End::Error => session.abort(),
+        End::ClientGone | End::ClientGoneInData | End::TlsFailed | End::Error => session.abort(),
         End::Quit | End::Closed => {
             let _ = conn.flush();
         }
@@ -338,6 +439,7 @@ fn run<B: Backend, T: Transport>(session: &mut Session<B>, conn: &mut Conn<T>) -
                 return conn.send(&r).err().unwrap_or(end);
             }
             Step::StartData(r) => conn.send(&r).and_then(|()| receive(session, conn)),
+            Step::StartTls(r) => conn.send(&r).and_then(|()| start_tls(session, conn)),
         };
         if let Err(end) = result {
             return end;
@@ -368,9 +470,41 @@ fn receive<B: Backend, T: Transport>(
     conn.send(&answer)
 }
 
+/// SPEC 3.1: from the `220 Ready to start TLS` to the first command inside TLS.
+fn start_tls<B: Backend, T: Transport>(
+    session: &mut Session<B>,
+    conn: &mut Conn<T>,
+) -> Result<(), End> {
+    conn.flush()?;
+    // CVE-2011-0411: what the client pipelined behind STARTTLS was sent in clear, before the
+    // handshake; executing it inside TLS would credit it with TLS. It is thrown away.
+    let dropped = conn.reader.discard();
+    if dropped > 0 {
+        log::line(&format!(
+            "STARTTLS: {dropped} bytes sent before the handshake thrown away"
+        ));
+    }
+    let deadline = conn
+        .deadline()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400));
+    match conn.io.start_tls(deadline) {
+        Ok(info) => {
+            conn.progress = Instant::now();
+            session.tls_started(info);
+            Ok(())
+        }
+        // No `421` on a timeout either: the client may be half-way into a handshake, and the
+        // socket is the helper's again.
+        Err(e) => {
+            log::line(&format!("STARTTLS: {e}"));
+            Err(End::TlsFailed)
+        }
+    }
+}
+
 fn reply_of(step: &Step) -> &Reply {
     match step {
-        Step::Reply(r) | Step::StartData(r) | Step::Close(r) => r,
+        Step::Reply(r) | Step::StartData(r) | Step::Close(r) | Step::StartTls(r) => r,
     }
 }
 

@@ -18,6 +18,7 @@ use crate::reply::{self, Reply};
 use crate::rules::{Outcome, Verdict};
 use crate::smtp::command::{self, Command};
 use crate::ucspi::Conn;
+use crate::ucspitls::TlsInfo;
 use std::time::{Duration, SystemTime};
 
 /// Recipients per transaction when `MAXRCPTS` is unset: keeps memory bounded against a
@@ -38,6 +39,19 @@ pub enum Step {
     StartData(Reply),
     /// Send the reply and close the connection.
     Close(Reply),
+    /// SPEC 3.1: send the reply (220), flush, throw away every byte read so far, have the
+    /// TLS helper do the handshake, then call [`Session::tls_started`].
+    StartTls(Reply),
+}
+
+/// SPEC 3.1: where the session stands with TLS. The data of the handshake exists only once
+/// it is done.
+enum Tls {
+    /// No UCSPI-TLS helper: STARTTLS is neither listed nor accepted.
+    Unavailable,
+    /// Listed in EHLO; AUTH waits for it.
+    Offered,
+    On(TlsInfo),
 }
 
 /// The counters of a message being received.
@@ -61,7 +75,9 @@ pub struct Session<B: Backend> {
     local: String,
     backend: B,
     helo: Option<String>,
+    /// How the client greeted: SMTP (HELO or none) or ESMTP (EHLO).
     protocol: Protocol,
+    tls: Tls,
     phase: Phase,
     rules: MailRules,
     unknown_commands: u64,
@@ -92,6 +108,7 @@ impl<B: Backend> Session<B> {
             backend,
             helo: None,
             protocol: Protocol::Smtp,
+            tls: Tls::Unavailable,
             phase: Phase::Idle,
             unknown_commands: 0,
             user: None,
@@ -99,6 +116,26 @@ impl<B: Backend> Session<B> {
             auth_failures: 0,
             messages: 0,
         }
+    }
+
+    /// SPEC 3.1: the driver found a UCSPI-TLS helper: list and accept STARTTLS.
+    pub fn offer_starttls(&mut self) {
+        if matches!(self.tls, Tls::Unavailable) {
+            self.tls = Tls::Offered;
+        }
+    }
+
+    /// SPEC 3.1: the handshake is done. Everything learnt in clear is forgotten (HELO name,
+    /// transaction, AUTH): an attacker in the middle may have said it. STARTTLS is no longer
+    /// listed, and AUTH is now offered.
+    pub fn tls_started(&mut self, info: TlsInfo) {
+        log::line(&format!("TLS started: {} {}", info.protocol, info.cipher));
+        self.reset();
+        self.helo = None;
+        self.protocol = Protocol::Smtp;
+        self.user = None;
+        self.dialogue = None;
+        self.tls = Tls::On(info);
     }
 
     pub fn helo(&self) -> Option<&str> {
@@ -181,11 +218,44 @@ impl<B: Backend> Session<B> {
             Command::Vrfy => Step::Reply(reply::VRFY),
             Command::Help => Step::Reply(reply::HELP),
             Command::Auth(arg) => self.auth(&arg),
+            Command::StartTls { argument } => self.starttls(argument),
+        }
+    }
+
+    /// SPEC 3.1 STARTTLS: check, then let the driver switch.
+    fn starttls(&mut self, argument: bool) -> Step {
+        if argument {
+            return Step::Reply(reply::STARTTLS_ARGUMENT);
+        }
+        match self.tls {
+            Tls::Unavailable => Step::Reply(reply::STARTTLS_NOT_OFFERED),
+            Tls::On(_) => Step::Reply(reply::TLS_ALREADY),
+            Tls::Offered => Step::StartTls(reply::STARTTLS_READY),
+        }
+    }
+
+    /// SPEC 3.1: STARTTLS is available and not done yet, so passwords and (with
+    /// `REQUIRE_TLS`) mail must wait.
+    fn before_tls(&self) -> bool {
+        matches!(self.tls, Tls::Offered)
+    }
+
+    /// `with` of the Received header (RFC 3848): the greeting, AUTH and TLS together.
+    fn received_protocol(&self) -> Protocol {
+        match (&self.tls, &self.user, self.protocol) {
+            (Tls::On(_), Some(_), _) => Protocol::Esmtpsa,
+            (Tls::On(_), None, _) => Protocol::Esmtps,
+            (_, Some(_), _) => Protocol::Esmtpa,
+            (_, None, p) => p,
         }
     }
 
     /// SPEC 3 AUTH: check, then begin a PLAIN or LOGIN dialogue.
     fn auth(&mut self, arg: &str) -> Step {
+        // SPEC 3.1: no password in clear where TLS could protect it.
+        if (self.auth_configured() || self.settings.require_tls) && self.before_tls() {
+            return Step::Reply(reply::TLS_FIRST);
+        }
         if !self.auth_offered() {
             return Step::Reply(auth::NOT_OFFERED);
         }
@@ -199,8 +269,13 @@ impl<B: Backend> Session<B> {
     }
 
     /// SPEC 3 AUTH: with `CHECKPASSWORD`, unless the back end refuses all mail.
-    fn auth_offered(&self) -> bool {
+    fn auth_configured(&self) -> bool {
         self.settings.checkpassword.is_some() && self.backend.auth_allowed()
+    }
+
+    /// SPEC 3.1: and, when STARTTLS is available, only after it.
+    fn auth_offered(&self) -> bool {
+        self.auth_configured() && !self.before_tls()
     }
 
     fn auth_next(&mut self, next: Next) -> Step {
@@ -230,7 +305,6 @@ impl<B: Backend> Session<B> {
                     log::quote(user.as_bytes())
                 ));
                 self.user = Some(user);
-                self.protocol = Protocol::Esmtpa;
                 Step::Reply(auth::SUCCEEDED)
             }
             checkpassword::Verdict::Bad => self.auth_failed(Some(&user)),
@@ -267,10 +341,7 @@ impl<B: Backend> Session<B> {
     fn hello(&mut self, name: String, protocol: Protocol) -> Step {
         self.reset();
         self.helo = Some(name);
-        self.protocol = match (protocol, &self.user) {
-            (Protocol::Esmtp, Some(_)) => Protocol::Esmtpa,
-            _ => protocol,
-        };
+        self.protocol = protocol;
         if protocol == Protocol::Smtp {
             return Step::Reply(Reply::new(250, "", self.local.clone()));
         }
@@ -281,6 +352,9 @@ impl<B: Backend> Session<B> {
             "ENHANCEDSTATUSCODES".into(),
             "PIPELINING".into(),
         ];
+        if matches!(self.tls, Tls::Offered) {
+            lines.push("STARTTLS".into());
+        }
         if self.auth_offered() {
             lines.push("AUTH PLAIN LOGIN".into());
         }
@@ -310,6 +384,10 @@ impl<B: Backend> Session<B> {
         // Check: protocol, then mail rules (SPEC 5), then size.
         if !matches!(self.phase, Phase::Idle) {
             return reply::NESTED_MAIL;
+        }
+        // SPEC 2 REQUIRE_TLS: not before STARTTLS, when it is available.
+        if self.settings.require_tls && self.before_tls() {
+            return reply::TLS_FIRST;
         }
         // SPEC 2 REQUIRE_AUTH: not before AUTH, unless the client may relay anyway.
         if self.settings.require_auth && self.user.is_none() && self.settings.relayclient.is_none()
@@ -416,7 +494,11 @@ impl<B: Backend> Session<B> {
             helo: self.helo.as_deref(),
             conn: &self.conn,
             local: &self.local,
-            protocol: self.protocol,
+            protocol: self.received_protocol(),
+            tls: match &self.tls {
+                Tls::On(info) => Some(info),
+                _ => None,
+            },
             fixup_host: self.settings.fixup_received_host.as_deref(),
             fixup_ip: self.settings.fixup_received_ip.as_deref(),
             header_add: self.settings.header_add.as_deref(),

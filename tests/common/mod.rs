@@ -441,3 +441,66 @@ pub fn start_forward_server(config: &str, name: &str) -> Option<(Child, u16, Pat
         .unwrap();
     Some((child, port, out))
 }
+
+/// The bin directory of s6-networking (s6-ucspitlsd, s6-tlsd-io: the UCSPI-TLS helper of
+/// STARTTLS, SPEC 3.1), built once into `target/peers` by `../shared/peers/build-s6-networking`.
+/// `None` (skipped) when it cannot be built outside CI; under CI=true that fails the test.
+pub fn s6_networking() -> Option<PathBuf> {
+    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let dest = repo.join("target/peers");
+            let bin = dest.join("bin");
+            if bin.join("s6-ucspitlsd").exists() {
+                return Some(bin);
+            }
+            let script = repo.join("../shared/peers/build-s6-networking");
+            let out = command("/bin/sh", &[])
+                .arg(&script)
+                .arg(&dest)
+                .output()
+                .expect("run build-s6-networking");
+            if out.status.success() && bin.join("s6-ucspitlsd").exists() {
+                return Some(bin);
+            }
+            let why = String::from_utf8_lossy(&out.stderr).into_owned();
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!(
+                    "could not build s6-networking with {}:\n{why}",
+                    script.display()
+                );
+            }
+            eprintln!("SKIPPED: s6-networking could not be built:\n{why}");
+            None
+        })
+        .clone()
+}
+
+/// A self-signed certificate for `mx.test` and its key, made once with openssl:
+/// (CERTFILE, KEYFILE).
+pub fn test_certificate() -> Option<(PathBuf, PathBuf)> {
+    static MADE: std::sync::OnceLock<Option<(PathBuf, PathBuf)>> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        let openssl = tool("openssl")?;
+        let dir = scratch("cert");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let out = command(openssl, &[])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=mx.test", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("run openssl req");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some((cert, key))
+    })
+    .clone()
+}
