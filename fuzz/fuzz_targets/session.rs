@@ -210,7 +210,7 @@ impl Driver<'_> {
 
 fn reply_of(step: &Step) -> &Reply {
     match step {
-        Step::Reply(r) | Step::StartData(r) | Step::Close(r) => r,
+        Step::Reply(r) | Step::StartData(r) | Step::Close(r) | Step::StartTls(r) => r,
     }
 }
 
