@@ -77,3 +77,17 @@ fn protocol_and_header_settings_refuse_control_characters() {
         assert!(result.is_err(), "{name}={value:?} accepted");
     }
 }
+
+/// fuzz target `command`, input `RUhMTyBBVVRIIFVUSOKBnw0JCQkJCQkJCQkJCQnigZ8J` (base64): the
+/// HELO name kept a trailing U+205F once HELO was sanitised in bytes; names are trimmed of
+/// Unicode white space as before.
+#[test]
+fn helo_name_is_trimmed_of_unicode_white_space() {
+    use smtpfront::smtp::command::{parse, Command};
+    let line = "EHLO AUTH UTH\u{205f}\r\t\t\t\t\t\t\t\t\t\t\t\t\u{205f}\t";
+    let Ok(Command::Ehlo(name)) = parse(line.as_bytes()) else {
+        panic!("EHLO refused");
+    };
+    assert_eq!(name, name.trim());
+    assert_eq!(name, format!("AUTH UTH\u{205f}{}", "?".repeat(13)));
+}

@@ -115,11 +115,14 @@ fn text(arg: &[u8]) -> Result<&str, CommandError> {
 }
 
 fn domain_arg(arg: &[u8]) -> Result<String, CommandError> {
+    // Unicode white space around the name goes too (found by the `command` fuzz target:
+    // a trailing U+205F stayed).
     let name = sanitised(trim(arg));
+    let name = name.trim();
     if name.is_empty() {
         return Err(CommandError::NoDomain);
     }
-    Ok(name)
+    Ok(name.to_string())
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -245,6 +248,11 @@ mod tests {
         assert_eq!(
             parse("EHLO b\u{fc}cher.example\x1b\u{85}x\t ".as_bytes()),
             Ok(Command::Ehlo("b\u{fc}cher.example??x".into()))
+        );
+        // The fuzz target's input: Unicode white space at the end is trimmed too.
+        assert_eq!(
+            parse("EHLO AUTH UTH\u{205f}\r\t\t\u{205f}\t".as_bytes()),
+            Ok(Command::Ehlo("AUTH UTH\u{205f}???".into()))
         );
     }
 
