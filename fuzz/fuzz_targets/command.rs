@@ -90,6 +90,7 @@ fuzz_target!(|line: &[u8]| {
         | Command::Noop
         | Command::Quit
         | Command::Vrfy
-        | Command::Help => {}
+        | Command::Help
+        | Command::StartTls { .. } => {}
     }
 });
