@@ -7,14 +7,14 @@
 //! The bytes move over a [`Channel`]: a socket forward connected itself, or (`-u`) the
 //! descriptors a UCSPI client left it, which STARTTLS switches to the TLS helper's.
 
+pub use super::channel::Channel;
 use super::reply::{self, RemoteReply, ReplyError, ReplyReader, TimedRead, MAX_WAIT};
 use crate::smtp::server::{Fds, Transport};
-use crate::sys::Wait;
 use crate::ucspitls::{Helper, TlsError, TlsInfo};
 use std::fmt;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// RCPT commands per pipelined write. RFC 2920 3.1: a client that writes a whole batch
 /// before reading may deadlock when both socket buffers fill; groups of this size keep the
@@ -151,77 +151,6 @@ impl EnvelopeReplies {
     /// The remote waits for the message (354 to DATA).
     pub fn go_ahead(&self) -> bool {
         self.data.as_ref().is_some_and(|d| d.code == 354)
-    }
-}
-
-/// Where the bytes of the connection go.
-pub enum Channel {
-    /// A socket forward connected itself (its read and write timeouts do the waiting).
-    Tcp(TcpStream),
-    /// `-u`: the UCSPI client's descriptors, non-blocking, every wait a poll until
-    /// `deadline` (the one [`TimedRead::read_within`] set), and the TLS helper if any.
-    Ucspi { fds: Fds, deadline: Instant },
-}
-
-impl Read for Channel {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (fds, deadline) = match self {
-            Channel::Tcp(s) => return s.read(buf),
-            Channel::Ucspi { fds, deadline } => (fds, *deadline),
-        };
-        loop {
-            match fds.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !fds.wait(Wait::Read, deadline)? {
-                        return Err(io::ErrorKind::TimedOut.into());
-                    }
-                }
-                r => return r,
-            }
-        }
-    }
-}
-
-impl TimedRead for Channel {
-    fn read_within(&mut self, limit: Duration) -> io::Result<()> {
-        match self {
-            Channel::Tcp(s) => s.read_within(limit),
-            Channel::Ucspi { deadline, .. } => {
-                *deadline = reply::deadline(limit);
-                Ok(())
-            }
-        }
-    }
-
-    fn readable_now(&mut self) -> io::Result<bool> {
-        match self {
-            Channel::Tcp(s) => s.readable_now(),
-            Channel::Ucspi { fds, .. } => fds.wait(Wait::Read, Instant::now()),
-        }
-    }
-}
-
-impl Channel {
-    /// Writes all of `bytes`; a wait of `limit` without progress is a timeout (as the
-    /// socket's write timeout is).
-    fn write_all_within(&mut self, mut bytes: &[u8], limit: Duration) -> io::Result<()> {
-        let fds = match self {
-            Channel::Tcp(s) => return s.write_all(bytes),
-            Channel::Ucspi { fds, .. } => fds,
-        };
-        while !bytes.is_empty() {
-            match fds.write(bytes) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !fds.wait(Wait::Write, reply::deadline(limit))? {
-                        return Err(io::ErrorKind::TimedOut.into());
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 }
 

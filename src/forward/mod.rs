@@ -43,6 +43,7 @@
 //! * remote text (and addresses) quoted in a log line is cut at [`MAX_QUOTED`] bytes (SPEC 8).
 
 pub mod bounce;
+pub mod channel;
 pub mod client;
 pub mod fate;
 pub mod link;
