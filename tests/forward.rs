@@ -1176,14 +1176,19 @@ fn usage_errors_exit_64() {
 }
 
 /// `forward --help` was "unknown option" (exit 64): now the usage on stdout, exit 0, even
-/// without SPOOLDIR.
+/// without SPOOLDIR. It names `-u` (SPEC 7).
 #[test]
 fn help_prints_the_usage_and_exits_0() {
     let ran = run(command(FORWARD, &[]).arg("--help"));
     assert_eq!(ran.code, 0, "{}", ran.log);
     assert_eq!(
         ran.out,
-        "usage: forward [-h helohost] [-t seconds] host[:port]\n       forward --list\n       forward --help\n"
+        "usage: forward [-h helohost] [-t seconds] host[:port]\n\
+         \x20      forward [-h helohost] [-t seconds] -u\n\
+         \x20      forward --list\n\
+         \x20      forward --help\n\
+         \x20 -u: send over the connection of a UCSPI client (read fd 6, write fd 7), e.g.\n\
+         \x20     s6-tcpclient mx 25 s6-ucspitlsc -- forward -u  (STARTTLS through the helper)\n"
     );
     assert_eq!(ran.log, "");
 }
@@ -1822,5 +1827,285 @@ fn list_of_10000_recipients_of_4000_bytes_stays_bounded() {
     assert_eq!(
         lines[1],
         format!("1 messages, {size} bytes, 10000 recipients")
+    );
+}
+
+// ------------------------------------------------------------------------ -u and STARTTLS
+
+/// How `forward -u` is run: under s6-tcpclient alone, or with s6-ucspitlsc in between
+/// (the UCSPI-TLS helper of SPEC 7's TLS bullet) checking the test certificate for `name`.
+enum Under<'a> {
+    TcpClient,
+    UcspiTlsc { name: &'a str },
+}
+
+/// `s6-tcpclient 127.0.0.1 PORT [s6-ucspitlsc -k NAME --] forward -u` with the spool's
+/// settings and `env`; `None` (skipped) when s6-networking or the certificate is missing.
+fn forward_u(dir: &Path, port: u16, under: Under, env: &[(&str, &str)]) -> Option<Ran> {
+    let bin = common::s6_networking()?;
+    let (cert, _) = common::test_certificate()?;
+    let d = dir.to_str().unwrap();
+    let sendmail = format!("{d}/sendmail");
+    // s6-ucspitlsc runs s6-tlsc-io by name.
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let mut all = vec![
+        ("SPOOLDIR", d),
+        ("SENDMAIL", sendmail.as_str()),
+        ("HELOHOST", "relay.test"),
+        ("PATH", path.as_str()),
+        ("CAFILE", cert.to_str().unwrap()),
+    ];
+    all.extend_from_slice(env);
+    let port = port.to_string();
+    let mut cmd = command(bin.join("s6-tcpclient"), &all);
+    cmd.args(["-q", "-H", "-l", "relay.test", "127.0.0.1", &port]);
+    if let Under::UcspiTlsc { name } = under {
+        cmd.arg(bin.join("s6-ucspitlsc"))
+            .args(["-v", "0", "-k", name, "--"]);
+    }
+    Some(run(cmd.args([FORWARD, "-u"])))
+}
+
+/// A remote with STARTTLS (the test certificate, CN mx.test).
+fn tls_remote() -> Option<Remote> {
+    let (cert, key) = common::test_certificate()?;
+    Remote::start(&format!(
+        r#""tls": {{"cert": {:?}, "key": {:?}}}"#,
+        cert.to_str().unwrap(),
+        key.to_str().unwrap()
+    ))
+}
+
+/// The lines of a run that delivered one message to one recipient.
+fn delivered_lines(id: &str, sender: &str, rcpt: &str, file: &[u8]) -> Vec<String> {
+    let (_, data) = Header::parse(file).unwrap();
+    vec![
+        format!("{id} to <{rcpt}>: delivered: 250 2.0.0 Ok: queued"),
+        format!(
+            "{id} from <{sender}>: {} bytes, 1 recipients, 0 left: removed",
+            data.len()
+        ),
+    ]
+}
+
+/// SPEC 7 `-u`: over s6-tcpclient's fds 6 and 7, two messages go out oldest first, byte
+/// for byte, the queue ends empty, and the log is the same as over forward's own socket.
+#[test]
+fn dash_u_delivers_over_the_ucspi_connection() {
+    let Some(remote) = Remote::start("") else {
+        return;
+    };
+    let dir = spool_dir("fw-u");
+    let first = message("first", ".dot\r\n8-bit: \u{e9}\r\n");
+    let f1 = put(&dir, OLD, "s@example.net", &["a@x.test"], &first);
+    let second = message("second", "");
+    let f2 = put(&dir, OLDER, "t@example.net", &["c@x.test"], &second);
+    let Some(ran) = forward_u(&dir, remote.port, Under::TcpClient, &[]) else {
+        return;
+    };
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    let got = remote.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!((&got[0].data, &got[1].data), (&second, &first));
+    let size = stuffed(&second).len();
+    assert_eq!(
+        got[0].envelope,
+        format!("HELO relay.test\nMAIL t@example.net SIZE={size} BODY=8BITMIME\nRCPT c@x.test\n")
+    );
+    let mut want = delivered_lines(OLDER, "t@example.net", "c@x.test", &f2);
+    want.extend(delivered_lines(OLD, "s@example.net", "a@x.test", &f1));
+    assert_log(
+        &ran.log,
+        &want.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+}
+
+/// SPEC 7 TLS: under s6-ucspitlsc, a primary offering STARTTLS gets it; the message
+/// arrives inside TLS (the primary's side of the connection says so), after a second EHLO,
+/// and forward's one TLS line names the protocol and cipher the primary saw.
+#[test]
+fn starttls_through_s6_ucspitlsc() {
+    let Some(remote) = tls_remote() else {
+        return;
+    };
+    let dir = spool_dir("fw-tls");
+    let msg = message("tls", "secret\r\n");
+    let f = put(&dir, OLD, "s@example.net", &["a@x.test"], &msg);
+    let under = Under::UcspiTlsc { name: "mx.test" };
+    let env = [("REQUIRE_TLS", "1")];
+    let Some(ran) = forward_u(&dir, remote.port, under, &env) else {
+        return;
+    };
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    let got = remote.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, msg);
+    assert!(got[0].envelope.starts_with("HELO relay.test\n"));
+    let seen = fs::read_to_string(remote.out.join("msg-0001.tls")).expect("not inside TLS");
+    let (protocol, cipher) = seen.trim_end().split_once(' ').unwrap();
+    assert!(protocol.starts_with("TLSv1."), "{seen}");
+    let port = remote.port;
+    let mut want = vec![format!("127.0.0.1:{port}: TLS {protocol} {cipher}")];
+    want.extend(delivered_lines(OLD, "s@example.net", "a@x.test", &f));
+    assert_log(
+        &ran.log,
+        &want.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+}
+
+/// SPEC 7 TLS: REQUIRE_TLS and a primary without STARTTLS: nothing sent, everything
+/// kept, exit 75, one line saying why (and the message's own lines).
+#[test]
+fn require_tls_and_no_starttls_keeps_everything() {
+    let Some(remote) = Remote::start("") else {
+        return;
+    };
+    let dir = spool_dir("fw-tls-required");
+    let before = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("x", "x\r\n"),
+    );
+    let under = Under::UcspiTlsc { name: "mx.test" };
+    let Some(ran) = forward_u(&dir, remote.port, under, &[("REQUIRE_TLS", "")]) else {
+        return;
+    };
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!(file(&dir, OLD), before);
+    assert!(remote.received().is_empty());
+    assert!(bounces(&dir).is_empty());
+    let why = format!(
+        "127.0.0.1:{}: no STARTTLS offered, and REQUIRE_TLS is set",
+        remote.port
+    );
+    let (_, data) = Header::parse(&before).unwrap();
+    assert_log(
+        &ran.log,
+        &[
+            &why,
+            &format!("{OLD} to <a@x.test>: deferred: {why}"),
+            &format!(
+                "{OLD} from <s@example.net>: {} bytes, 1 recipients, 1 left: kept",
+                data.len()
+            ),
+        ],
+    );
+}
+
+/// SPEC 7 TLS: without REQUIRE_TLS a primary without STARTTLS gets the mail in clear,
+/// and the log says so.
+#[test]
+fn no_starttls_offered_sends_in_clear() {
+    let Some(remote) = Remote::start("") else {
+        return;
+    };
+    let dir = spool_dir("fw-tls-clear");
+    let msg = message("clear", "x\r\n");
+    let f = put(&dir, OLD, "s@example.net", &["a@x.test"], &msg);
+    let under = Under::UcspiTlsc { name: "mx.test" };
+    let Some(ran) = forward_u(&dir, remote.port, under, &[]) else {
+        return;
+    };
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    let got = remote.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, msg);
+    assert!(!remote.out.join("msg-0001.tls").exists());
+    let port = remote.port;
+    let mut want = vec![format!(
+        "127.0.0.1:{port}: no STARTTLS offered: sending in clear"
+    )];
+    want.extend(delivered_lines(OLD, "s@example.net", "a@x.test", &f));
+    assert_log(
+        &ran.log,
+        &want.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+}
+
+/// SPEC 7 TLS: a failed handshake (the certificate is not for the name s6-ucspitlsc
+/// checks) with REQUIRE_TLS: nothing sent, everything kept, exit 75, the log says why.
+#[test]
+fn failed_handshake_keeps_everything() {
+    let Some(remote) = tls_remote() else {
+        return;
+    };
+    let dir = spool_dir("fw-tls-failed");
+    let before = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("x", "x\r\n"),
+    );
+    let under = Under::UcspiTlsc { name: "other.test" };
+    let Some(ran) = forward_u(&dir, remote.port, under, &[("REQUIRE_TLS", "")]) else {
+        return;
+    };
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!(file(&dir, OLD), before);
+    assert!(remote.received().is_empty());
+    let why = format!(
+        "127.0.0.1:{}: STARTTLS: handshake failed or the TLS helper went away",
+        remote.port
+    );
+    let (_, data) = Header::parse(&before).unwrap();
+    // The helper says why on the same stderr; forward's own lines are the run's log.
+    let (ours, helper): (Vec<&str>, Vec<&str>) =
+        ran.log.lines().partition(|l| l.starts_with("forward["));
+    assert_eq!(
+        helper,
+        ["s6-tlsc-io: fatal: : unable to tls_handshake: name `other.test' not present in server certificate"]
+    );
+    assert_log(
+        &ours.join("\n"),
+        &[
+            &why,
+            &format!("{OLD} to <a@x.test>: deferred: {why}"),
+            &format!(
+                "{OLD} from <s@example.net>: {} bytes, 1 recipients, 1 left: kept",
+                data.len()
+            ),
+        ],
+    );
+}
+
+/// REQUIRE_TLS with `forward host` (no helper can exist): no connection at all, exit 75.
+#[test]
+fn require_tls_without_a_helper_sends_nothing() {
+    let Some(remote) = Remote::start("") else {
+        return;
+    };
+    let dir = spool_dir("fw-tls-nohelper");
+    let before = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("x", "x\r\n"),
+    );
+    let ran = forward(&dir, &[("REQUIRE_TLS", "")], &[&remote.target()]);
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!(file(&dir, OLD), before);
+    assert!(remote.received().is_empty());
+    let why = format!(
+        "{}: REQUIRE_TLS is set, and there is no UCSPI-TLS helper (run forward -u under s6-ucspitlsc)",
+        remote.target()
+    );
+    assert_eq!(log_lines(&ran.log)[0], why, "{}", ran.log);
+}
+
+/// `-u` by hand, without a UCSPI client: fds 6 and 7 are not open: usage, exit 64.
+#[test]
+fn dash_u_without_a_connection_is_a_usage_error() {
+    let dir = spool_dir("fw-u-nofds");
+    let ran = forward(&dir, &[], &["-u"]);
+    assert_eq!(ran.code, 64, "{}", ran.log);
+    assert!(
+        ran.log.starts_with("forward: -u: fds 6 and 7 are not open"),
+        "{}",
+        ran.log
     );
 }

@@ -20,6 +20,9 @@ CONFIG keys (all optional but "outdir"):
   mail        reply to MAIL (default "250 2.1.0 Ok")
   rcpt        {"address": "550 5.1.1 No such user", ...}; others "250 2.1.5 Ok"
   dot         reply to the final dot (default "250 2.0.0 Ok: queued")
+  tls         aiosmtpd only: {"cert": PEM file, "key": PEM file}: STARTTLS offered; each
+              message received inside TLS also gets msg-NNNN.tls, one line
+              "PROTOCOL CIPHER" as the server's side of the connection saw them
   raw only:
   greeting    the greeting (default "220 raw.test ESMTP"); a 4xx/5xx greeting is followed
               by 503 to everything but QUIT
@@ -45,12 +48,15 @@ COUNTER = itertools.count(1)
 CONNECTIONS = itertools.count(1)
 
 
-def save(helo, mail_from, mail_options, rcpt_tos, content):
+def save(helo, mail_from, mail_options, rcpt_tos, content, tls=None):
     n = next(COUNTER)
     base = os.path.join(OUT, "msg-%04d" % n)
     envelope = "HELO %s\nMAIL %s\n" % (helo, " ".join([mail_from] + list(mail_options)))
     envelope += "".join("RCPT %s\n" % r for r in rcpt_tos)
-    for ext, data in ((".eml", content), (".env", envelope.encode())):
+    files = [(".eml", content), (".env", envelope.encode())]
+    if tls:
+        files.insert(0, (".tls", tls.encode()))
+    for ext, data in files:
         with open(base + ext + ".tmp", "wb") as f:
             f.write(data)
         os.rename(base + ext + ".tmp", base + ext)
@@ -69,6 +75,25 @@ def dot_reply():
 
 
 # ---------------------------------------------------------------- aiosmtpd
+
+
+def tls_context():
+    """The server side of STARTTLS, with the test certificate (config key "tls")."""
+    if "tls" not in CFG:
+        return None
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(CFG["tls"]["cert"], CFG["tls"]["key"])
+    return ctx
+
+
+def tls_seen(server):
+    """ "PROTOCOL CIPHER\n" of a connection inside TLS, else None."""
+    ssl_object = server.transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    return "%s %s\n" % (ssl_object.version(), ssl_object.cipher()[0])
 
 
 def aiosmtpd_factory():
@@ -103,11 +128,13 @@ def aiosmtpd_factory():
                     envelope.mail_options,
                     envelope.rcpt_tos,
                     envelope.original_content,
+                    tls_seen(server),
                 )
             return reply
 
     handler = Handler()
-    return lambda: SMTP(handler, hostname="aiosmtpd.test", decode_data=False)
+    ctx = tls_context()
+    return lambda: SMTP(handler, hostname="aiosmtpd.test", decode_data=False, tls_context=ctx)
 
 
 # ---------------------------------------------------------------- raw

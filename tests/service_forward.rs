@@ -290,7 +290,12 @@ struct Remote {
 
 impl Remote {
     fn start() -> Option<Remote> {
-        let (child, port, out) = common::start_forward_server("", "svcfw-remote")?;
+        Remote::start_with("")
+    }
+
+    /// `config`: extra JSON members of tests/forward_server.py, e.g. `"tls": {...}`.
+    fn start_with(config: &str) -> Option<Remote> {
+        let (child, port, out) = common::start_forward_server(config, "svcfw-remote")?;
         Some(Remote { child, port, out })
     }
 
@@ -573,4 +578,108 @@ fn log_script_stamps_lines_into_main_current() {
             "forward-loop[41]: forward exited 78: usage or configuration error (see above)",
         ],
     );
+}
+
+// ------------------------------------------------------------------------ TLS
+
+/// A service directory set up for TLS as the README says: env/CAFILE (a copy of the test
+/// certificate, readable by the loop's account), env/TLSNAME, and s6-networking's
+/// s6-tcpclient, s6-ucspitlsc and s6-tlsc-io in bin/.
+fn tls_dir(name: &str, primary: &str, extra: &[(&str, &str)]) -> Option<Dir> {
+    let s6 = common::s6_networking()?;
+    let (cert, _) = common::test_certificate()?;
+    let root_ca = scratch(&format!("{name}-ca")).join("ca.pem");
+    fs::copy(&cert, &root_ca).unwrap();
+    fs::set_permissions(&root_ca, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(root_ca.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
+    let ca = root_ca.to_str().unwrap().to_string();
+    let mut env = vec![
+        ("PRIMARY", primary),
+        ("CAFILE", &ca),
+        ("TLSNAME", "mx.test"),
+    ];
+    env.extend_from_slice(extra);
+    let dir = Dir::new(name, &env);
+    for prog in ["s6-tcpclient", "s6-ucspitlsc", "s6-tlsc-io"] {
+        let to = dir.root.join("bin").join(prog);
+        fs::copy(s6.join(prog), &to).unwrap();
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    Some(dir)
+}
+
+/// SPEC 7 TLS through the service: with env/CAFILE the loop runs
+/// `s6-tcpclient HOST PORT s6-ucspitlsc -k TLSNAME -- forward -u`; the mail arrives inside
+/// TLS (the primary saw it), and forward logs the protocol and cipher once.
+#[test]
+fn tls_loop_sends_inside_tls() {
+    let Some(()) = tools() else {
+        return;
+    };
+    let Some((cert, key)) = common::test_certificate() else {
+        return;
+    };
+    let tls = format!(r#""tls": {{"cert": {cert:?}, "key": {key:?}}}"#);
+    let Some(remote) = Remote::start_with(&tls) else {
+        return;
+    };
+    let Some(dir) = tls_dir("svcfw-tls", &remote.target(), &[("REQUIRE_TLS", "1")]) else {
+        return;
+    };
+    dir.store(2, "tls");
+    let run = Loop::start(&dir);
+    wait_until(
+        "the two messages inside TLS",
+        || run.log(),
+        || remote.received().len() == 2 && dir.queued() == 0,
+    );
+    for n in 1..=2 {
+        let seen = fs::read_to_string(remote.out.join(format!("msg-{n:04}.tls")));
+        assert!(seen.is_ok_and(|t| t.starts_with("TLSv1.")), "{}", run.log());
+    }
+    let tls_line = format!("{}: TLS TLSv1.", remote.target());
+    assert_eq!(
+        count_lines(&run.log(), "forward", &tls_line),
+        1,
+        "{}",
+        run.log()
+    );
+    assert!(!run.log().contains("forward-loop["), "{}", run.log());
+}
+
+/// With TLS configured and the primary down, s6-tcpclient cannot connect: the loop says
+/// so, and forward still runs (without a connection, nothing in clear) so that old mail
+/// would expire; the mail stays queued.
+#[test]
+fn tls_loop_with_the_primary_down_keeps_the_mail() {
+    let Some(()) = tools() else {
+        return;
+    };
+    let port = free_port();
+    let target = format!("127.0.0.1:{port}");
+    let Some(dir) = tls_dir("svcfw-tls-down", &target, &[]) else {
+        return;
+    };
+    dir.store(1, "down");
+    let run = Loop::start(&dir);
+    let said = format!(
+        "no connection to 127.0.0.1 port {port}; forward runs without one to expire old mail"
+    );
+    wait_until(
+        "a round without a connection",
+        || run.log(),
+        || {
+            count_lines(
+                &run.log(),
+                "forward",
+                &format!("{target}: REQUIRE_TLS is set"),
+            ) >= 1
+        },
+    );
+    assert!(
+        count_lines(&run.log(), "forward-loop", &said) >= 1,
+        "{}",
+        run.log()
+    );
+    assert_eq!(dir.queued(), 1);
 }

@@ -1,16 +1,20 @@
 //! The client side of SMTP (SPEC 7): connect with a timeout, read replies with a bounded line
-//! reader, EHLO (HELO when EHLO is refused), the envelope with or without PIPELINING, the
-//! message, RSET and QUIT. It knows nothing of the spool: it sends what it is given and
-//! returns the remote's replies as data; what they mean for a message is decided by the
-//! caller.
+//! reader, EHLO (HELO when EHLO is refused), STARTTLS through a UCSPI-TLS helper, the
+//! envelope with or without PIPELINING, the message, RSET and QUIT. It knows nothing of the
+//! spool: it sends what it is given and returns the remote's replies as data; what they mean
+//! for a message is decided by the caller.
+//!
+//! The bytes move over a [`Channel`]: a socket forward connected itself, or (`-u`) the
+//! descriptors a UCSPI client left it, which STARTTLS switches to the TLS helper's.
 
-use super::reply::{RemoteReply, ReplyError, ReplyReader, MAX_WAIT};
-use crate::sys::{self, Wait};
+pub use super::channel::Channel;
+use super::reply::{self, RemoteReply, ReplyError, ReplyReader, TimedRead, MAX_WAIT};
+use crate::smtp::server::{Fds, Transport};
+use crate::ucspitls::{Helper, TlsError, TlsInfo};
 use std::fmt;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::io::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// RCPT commands per pipelined write. RFC 2920 3.1: a client that writes a whole batch
 /// before reading may deadlock when both socket buffers fill; groups of this size keep the
@@ -80,6 +84,10 @@ pub enum ClientError {
     BadData,
     /// RSET refused: the session is in a state we do not know.
     RsetRefused(RemoteReply),
+    /// STARTTLS answered with something else than 220: the session goes on as it was.
+    TlsRefused(RemoteReply),
+    /// After the 220 to STARTTLS the TLS helper failed (SPEC 7: a failed handshake).
+    Tls(TlsError),
 }
 
 impl fmt::Display for ClientError {
@@ -102,6 +110,10 @@ impl fmt::Display for ClientError {
             ClientError::RsetRefused(r) => {
                 write!(f, "RSET refused: {}", super::quote(&r.to_string()))
             }
+            ClientError::TlsRefused(r) => {
+                write!(f, "STARTTLS refused: {}", super::quote(&r.to_string()))
+            }
+            ClientError::Tls(e) => write!(f, "STARTTLS: {e}"),
         }
     }
 }
@@ -112,6 +124,7 @@ pub struct Extensions {
     pub pipelining: bool,
     pub size: bool,
     pub eightbitmime: bool,
+    pub starttls: bool,
 }
 
 /// What goes into MAIL and RCPT.
@@ -143,7 +156,7 @@ impl EnvelopeReplies {
 
 /// One SMTP connection.
 pub struct Client {
-    stream: TcpStream,
+    channel: Channel,
     replies: ReplyReader,
     timeouts: Timeouts,
     pub extensions: Extensions,
@@ -165,17 +178,57 @@ impl Client {
                     stream
                         .set_write_timeout(Some(timeouts.reply))
                         .map_err(ClientError::Io)?;
-                    return Ok(Client {
-                        stream,
-                        replies: ReplyReader::default(),
-                        timeouts,
-                        extensions: Extensions::default(),
-                    });
+                    return Ok(Client::over(Channel::Tcp(stream), timeouts));
                 }
                 Err(e) => last = e,
             }
         }
         Err(ClientError::Connect(last))
+    }
+
+    /// SPEC 7 `-u`: the connection a UCSPI client left on `read` and `write` (fds 6 and 7),
+    /// with the UCSPI-TLS helper's descriptors when s6-ucspitlsc runs in between.
+    pub fn ucspi(read: i32, write: i32, helper: Option<Helper>, timeouts: Timeouts) -> Client {
+        let fds = Fds::new(read, write, helper);
+        let deadline = reply::deadline(timeouts.reply);
+        Client::over(Channel::Ucspi { fds, deadline }, timeouts)
+    }
+
+    fn over(channel: Channel, timeouts: Timeouts) -> Client {
+        Client {
+            channel,
+            replies: ReplyReader::default(),
+            timeouts,
+            extensions: Extensions::default(),
+        }
+    }
+
+    /// Whether [`Client::start_tls`] can work: a UCSPI-TLS helper is there, unused.
+    pub fn has_tls_helper(&self) -> bool {
+        matches!(&self.channel, Channel::Ucspi { fds, .. } if fds.has_helper())
+    }
+
+    /// SPEC 7: STARTTLS, on 220 the helper's handshake (`Y`), and from then on the helper's
+    /// descriptors. The caller sends EHLO again: what the remote offered in clear is
+    /// forgotten (RFC 3207 4.2).
+    pub fn start_tls(&mut self) -> Result<TlsInfo, ClientError> {
+        self.send(b"STARTTLS\r\n")?;
+        let reply = self.read_reply(self.timeouts.reply, "the reply to STARTTLS")?;
+        if reply.code != 220 {
+            return Err(ClientError::TlsRefused(reply));
+        }
+        // The client side of CVE-2011-0411: bytes after the 220 came in clear and would be
+        // taken as replies inside TLS. A remote in step sends none; anything there fails.
+        self.ensure_quiet()?;
+        let Channel::Ucspi { fds, .. } = &mut self.channel else {
+            return Err(ClientError::Tls(TlsError::NotAvailable));
+        };
+        let info = fds
+            .start_tls(reply::deadline(self.timeouts.reply))
+            .map_err(ClientError::Tls)?;
+        self.replies = ReplyReader::default();
+        self.extensions = Extensions::default();
+        Ok(info)
     }
 
     /// The greeting (220 expected; the caller judges it).
@@ -374,13 +427,14 @@ impl Client {
         timeout: Duration,
         what: &'static str,
     ) -> Result<RemoteReply, ClientError> {
-        self.replies.read(&mut self.stream, timeout, what)
+        self.replies.read(&mut self.channel, timeout, what)
     }
 
     /// Writes `bytes`, after checking that the remote is waiting for them.
     fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.ensure_quiet()?;
-        self.stream.write_all(bytes).map_err(|e| match e.kind() {
+        let limit = self.timeouts.reply;
+        (self.channel.write_all_within(bytes, limit)).map_err(|e| match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                 ClientError::Timeout("the remote to read what we send")
             }
@@ -397,14 +451,13 @@ impl Client {
     /// can tell from a reply; what it catches, it catches before a message is counted.
     fn ensure_quiet(&mut self) -> Result<(), ClientError> {
         if !self.replies.has_unread() {
-            let fd = self.stream.as_raw_fd();
-            if !sys::wait_fd(fd, Wait::Read, Instant::now()).map_err(ClientError::Io)? {
+            if !self.channel.readable_now().map_err(ClientError::Io)? {
                 return Ok(());
             }
             // Readable: one read does not block; the end of the stream is Closed.
             let deadline = super::reply::deadline(self.timeouts.reply);
             self.replies
-                .fill(&mut self.stream, deadline, "the remote")?;
+                .fill(&mut self.channel, deadline, "the remote")?;
         }
         let unread = self.replies.unread();
         let first = unread.split(|&b| b == b'\n').next().unwrap_or(unread);
@@ -424,6 +477,7 @@ fn extensions(ehlo: &RemoteReply) -> Extensions {
             "PIPELINING" => ext.pipelining = true,
             "SIZE" => ext.size = true,
             "8BITMIME" => ext.eightbitmime = true,
+            "STARTTLS" => ext.starttls = true,
             _ => {}
         }
     }
@@ -443,10 +497,11 @@ mod tests {
                 "SIZE 1000".into(),
                 "pipelining".into(),
                 "8BITMIME".into(),
+                "STARTTLS".into(),
             ],
         };
         let ext = extensions(&ehlo);
-        assert!(ext.pipelining && ext.size && ext.eightbitmime);
+        assert!(ext.pipelining && ext.size && ext.eightbitmime && ext.starttls);
         assert_eq!(
             extensions(&RemoteReply {
                 code: 250,

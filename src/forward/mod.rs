@@ -11,7 +11,8 @@
 //! [`client`] is the SMTP client side and knows no spool, [`reply`] its bounded reply
 //! reader; [`queue`] reads message files; [`fate`] turns one transaction's replies into a
 //! [`Fate`] per recipient; [`run`] is one delivery run (lock, passes over the queue, the
-//! file updates); [`bounce`] builds and sends RFC 3464 reports.
+//! file updates); [`link`] opens the connection (STARTTLS and its policy included);
+//! [`bounce`] builds and sends RFC 3464 reports.
 //!
 //! **Success is one event** ([`fate::message_fate`]): nothing is removed or counted
 //! delivered without a 2xx to the final dot of a transaction whose DATA got 354.
@@ -42,8 +43,10 @@
 //! * remote text (and addresses) quoted in a log line is cut at [`MAX_QUOTED`] bytes (SPEC 8).
 
 pub mod bounce;
+pub mod channel;
 pub mod client;
 pub mod fate;
+pub mod link;
 pub mod queue;
 pub mod reply;
 pub mod run;
@@ -71,8 +74,11 @@ pub fn quote(text: &str) -> String {
 }
 
 pub const USAGE: &str = "usage: forward [-h helohost] [-t seconds] host[:port]
+       forward [-h helohost] [-t seconds] -u
        forward --list
-       forward --help";
+       forward --help
+  -u: send over the connection of a UCSPI client (read fd 6, write fd 7), e.g.
+      s6-tcpclient mx 25 s6-ucspitlsc -- forward -u  (STARTTLS through the helper)";
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,11 +89,25 @@ pub enum Command {
     Help,
 }
 
+/// Where a delivery run sends (SPEC 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `host[:port]`: forward connects itself.
+    Host { host: String, port: u16 },
+    /// `-u`: a UCSPI client (s6-tcpclient, perhaps s6-ucspitlsc) connected and left the
+    /// connection on fds 6 (read) and 7 (write): forward only talks.
+    Ucspi,
+}
+
+/// SPEC 7 `-u`: the UCSPI client's descriptors (s6-tcpclient's convention, which
+/// s6-ucspitlsc keeps).
+pub const UCSPI_READ_FD: i32 = 6;
+pub const UCSPI_WRITE_FD: i32 = 7;
+
 /// The options of a delivery run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
-    pub host: String,
-    pub port: u16,
+    pub target: Target,
     /// `-h`: overrides HELOHOST.
     pub helohost: Option<String>,
     /// `-t`: one timeout for the connect and every reply, the dot included.
@@ -106,11 +126,16 @@ pub fn parse_args(args: &[String]) -> Result<Command, UsageError> {
         [a] if a == "--help" => return Ok(Command::Help),
         _ => {}
     }
-    let (mut helohost, mut timeout, mut rest) = (None, None, args);
+    let (mut helohost, mut timeout, mut ucspi, mut rest) = (None, None, false, args);
     while let Some(opt) = rest.first().filter(|a| a.starts_with('-')) {
         if opt == "--" {
             rest = &rest[1..];
             break;
+        }
+        if opt == "-u" {
+            ucspi = true;
+            rest = &rest[1..];
+            continue;
         }
         let (flag, value, used) = match (opt.get(..2), opt.get(2..)) {
             (Some(f), Some(v)) if !v.is_empty() => (f, v.to_string(), 1),
@@ -132,17 +157,21 @@ pub fn parse_args(args: &[String]) -> Result<Command, UsageError> {
         }
         rest = &rest[used..];
     }
-    let [target] = rest else {
-        return usage("one host to send to, and nothing else");
+    let target = match (ucspi, rest) {
+        (true, []) => Target::Ucspi,
+        (true, _) => return usage("-u sends over fds 6 and 7: no host with it"),
+        (false, [target]) => {
+            let (host, port) = parse_target(target).ok_or_else(|| {
+                UsageError(format!(
+                    "{target:?} is not host, host:port or [address]:port"
+                ))
+            })?;
+            Target::Host { host, port }
+        }
+        (false, _) => return usage("one host to send to, and nothing else"),
     };
-    let (host, port) = parse_target(target).ok_or_else(|| {
-        UsageError(format!(
-            "{target:?} is not host, host:port or [address]:port"
-        ))
-    })?;
     Ok(Command::Deliver(Options {
-        host,
-        port,
+        target,
         helohost,
         timeout,
     }))
@@ -214,6 +243,10 @@ pub fn main(args: &[String]) -> Outcome {
             return Outcome::Usage(e);
         }
     };
+    if let Err(e) = check_ucspi_fds(&command) {
+        eprintln!("forward: {}\n{USAGE}", e.0);
+        return Outcome::Usage(e);
+    }
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => return config_error(e.to_string()),
@@ -246,6 +279,22 @@ pub fn main(args: &[String]) -> Outcome {
     }
 }
 
+/// `-u` run by hand, without a UCSPI client: fds 6 and 7 are not a connection. Checked
+/// before anything is touched (exit 64, as for any command line that cannot work).
+fn check_ucspi_fds(command: &Command) -> Result<(), UsageError> {
+    let ucspi = matches!(command, Command::Deliver(o) if o.target == Target::Ucspi);
+    let open = [UCSPI_READ_FD, UCSPI_WRITE_FD]
+        .iter()
+        .all(|&fd| crate::sys::fd_is_open(fd));
+    match (ucspi, open) {
+        (true, false) => Err(UsageError(
+            "-u: fds 6 and 7 are not open: run it under a UCSPI client (s6-tcpclient host port forward -u)"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// SPEC 2: the variable and its value go to stderr, and the exit status is 78.
 fn config_error(msg: String) -> Outcome {
     eprintln!("forward: {msg}");
@@ -267,17 +316,29 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((o.host.as_str(), o.port), ("mx", 2525));
+        assert_eq!(o.target, host("mx", 2525));
         assert_eq!(o.helohost.as_deref(), Some("me.example"));
         assert_eq!(o.timeout, Some(Duration::from_secs(5)));
         let Ok(Command::Deliver(o)) = parse_args(&args(&["[::1]:26"])) else {
             panic!()
         };
-        assert_eq!((o.host.as_str(), o.port), ("::1", 26));
+        assert_eq!(o.target, host("::1", 26));
         let Ok(Command::Deliver(o)) = parse_args(&args(&["--", "mx.example"])) else {
             panic!()
         };
-        assert_eq!((o.host.as_str(), o.port), ("mx.example", 25));
+        assert_eq!(o.target, host("mx.example", 25));
+        let Ok(Command::Deliver(o)) = parse_args(&args(&["-u", "-t", "9", "-h", "me"])) else {
+            panic!()
+        };
+        assert_eq!(o.target, Target::Ucspi);
+        assert_eq!(o.timeout, Some(Duration::from_secs(9)));
+    }
+
+    fn host(h: &str, port: u16) -> Target {
+        Target::Host {
+            host: h.into(),
+            port,
+        }
     }
 
     #[test]
@@ -293,6 +354,8 @@ mod tests {
             &["mx:99999"],
             &["--list", "mx"],
             &[":25"],
+            &["-u", "mx"],
+            &["mx", "-u"],
         ] {
             assert!(parse_args(&args(a)).is_err(), "{a:?}");
         }

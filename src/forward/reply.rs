@@ -11,9 +11,11 @@
 
 use super::client::ClientError;
 use crate::log;
+use crate::sys::{self, Wait};
 use std::fmt;
 use std::io::{self, Read};
 use std::net::TcpStream;
+use std::os::unix::io::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// Text kept of one reply line. RFC 5321 4.5.3.1.5 allows 512 octets; real servers send
@@ -177,21 +179,33 @@ pub fn parse_replies(bytes: &[u8]) -> Vec<Result<RemoteReply, ReplyError>> {
     out
 }
 
-/// A byte source whose reads can be bounded in time: the socket, or a slice in tests.
+/// A byte source whose reads can be bounded in time: the socket, the descriptors of a UCSPI
+/// client (`-u`, see `client::Channel`), or a slice in tests.
 pub trait TimedRead: Read {
     /// The next read waits at most `limit` (never zero).
     fn read_within(&mut self, limit: Duration) -> io::Result<()>;
+    /// Whether a read would return at once (bytes, or the end of the stream): how the
+    /// client sees a remote speaking out of turn before it writes.
+    fn readable_now(&mut self) -> io::Result<bool>;
 }
 
 impl TimedRead for TcpStream {
     fn read_within(&mut self, limit: Duration) -> io::Result<()> {
         self.set_read_timeout(Some(limit))
     }
+
+    fn readable_now(&mut self) -> io::Result<bool> {
+        sys::wait_fd(self.as_raw_fd(), Wait::Read, Instant::now())
+    }
 }
 
 impl TimedRead for &[u8] {
     fn read_within(&mut self, _: Duration) -> io::Result<()> {
         Ok(())
+    }
+
+    fn readable_now(&mut self) -> io::Result<bool> {
+        Ok(!self.is_empty())
     }
 }
 

@@ -4,11 +4,11 @@
 //! Nothing is removed before the remote's 2xx to the final dot.
 
 use super::bounce::{self, Report};
-use super::client::{Client, ClientError, Timeouts};
+use super::client::{ClientError, Timeouts};
 use super::fate::{deferred, transaction};
+use super::link::{Link, Opener};
 use super::queue::{self, LoadError, Message};
-use super::reply::RemoteReply;
-use super::{quote, Fate, Options, Outcome, Reason};
+use super::{quote, Fate, Options, Outcome, Reason, Target};
 use crate::config::Settings;
 use crate::log;
 use crate::spool::{self, Spool};
@@ -21,25 +21,34 @@ use std::time::SystemTime;
 /// connection, but a steady stream of arrivals cannot keep one run going for ever.
 const MAX_PASSES: usize = 8;
 
-/// The connection, opened when the first message is ready to go.
-enum Link {
-    NotOpened,
-    Open {
-        client: Client,
-        sent: usize,
-    },
-    /// No (more) delivery in this run, and why: every message waits (or expires).
-    Down(Reason),
-}
-
 /// The fixed facts of a run.
 struct Run<'a> {
     spool: &'a Spool,
     settings: &'a Settings,
     options: &'a Options,
     helohost: String,
+    /// The remote's name in reasons and bounces (`Remote-MTA`): the host, or under `-u`
+    /// the address the UCSPI client connected to.
+    remote: String,
+    /// `remote:port`: the prefix of the run's connection log lines.
+    peer: String,
     timeouts: Timeouts,
     now: SystemTime,
+}
+
+/// The remote's name and `name:port`; under `-u` from the UCSPI client's `TCPREMOTEIP`
+/// and `TCPREMOTEPORT` (SPEC 2), `unknown` when it set none.
+fn names(target: &Target, settings: &Settings) -> (String, String) {
+    match target {
+        Target::Host { host, port } => (host.clone(), format!("{host}:{port}")),
+        Target::Ucspi => {
+            let conn = crate::ucspi::Conn::from_env(settings.proto.as_deref());
+            let ip = conn.remoteip.unwrap_or_else(|| "unknown".into());
+            let port = conn.remoteport.unwrap_or_else(|| "unknown".into());
+            let peer = format!("{ip}:{port}");
+            (ip, peer)
+        }
+    }
 }
 
 /// The lock of SPEC 7 on `$SPOOLDIR/lock`, held while the returned file is open.
@@ -57,7 +66,7 @@ fn lock(spool: &Spool) -> Result<Option<File>, std::io::Error> {
     }
 }
 
-/// One run: everything in `new/` to `options.host`.
+/// One run: everything in `new/` to `options.target`.
 pub fn deliver(spool: &Spool, settings: &Settings, options: &Options) -> Outcome {
     let _lock = match lock(spool) {
         Ok(Some(f)) => f,
@@ -82,6 +91,7 @@ pub fn deliver(spool: &Spool, settings: &Settings, options: &Options) -> Outcome
     let timeouts = options
         .timeout
         .map_or_else(Timeouts::default, Timeouts::all);
+    let (remote, peer) = names(&options.target, settings);
     let run = Run {
         spool,
         settings,
@@ -89,6 +99,8 @@ pub fn deliver(spool: &Spool, settings: &Settings, options: &Options) -> Outcome
         helohost: (options.helohost.clone())
             .or_else(|| settings.helohost.clone())
             .unwrap_or_else(crate::sys::hostname),
+        remote,
+        peer,
         timeouts,
         now,
     };
@@ -202,7 +214,7 @@ impl Run<'_> {
         log::line(&format!("{}: {e}: connection given up", msg.id));
         let reason = Reason::Local {
             status: "4.4.2",
-            text: format!("{}: {e}", self.options.host),
+            text: format!("{}: {e}", self.remote),
         };
         let fates = deferred(msg, &reason);
         *link = Link::Down(reason);
@@ -212,43 +224,15 @@ impl Run<'_> {
         }
     }
 
-    /// Connect, greeting, EHLO/HELO.
     fn open(&self) -> Link {
-        let (host, port) = (self.options.host.as_str(), self.options.port);
-        let down = |status, e: &dyn std::fmt::Display| {
-            log::line(&format!("{host}:{port}: {e}"));
-            Link::Down(Reason::Local {
-                status,
-                text: format!("{host}:{port}: {e}"),
-            })
-        };
-        let mut client = match Client::connect(host, port, self.timeouts) {
-            Ok(c) => c,
-            Err(e) => return down("4.4.1", &e),
-        };
-        let refused = |what: &str, reply: RemoteReply| {
-            log::line(&format!(
-                "{host}:{port}: {what}: {}",
-                quote(&reply.to_string())
-            ));
-            Link::Down(Reason::Remote(reply))
-        };
-        match client.greeting() {
-            Ok(r) if r.is_positive() => {}
-            Ok(r) => {
-                client.quit();
-                return refused("greeting", r);
-            }
-            Err(e) => return down("4.4.2", &e),
+        Opener {
+            target: &self.options.target,
+            peer: &self.peer,
+            settings: self.settings,
+            helohost: &self.helohost,
+            timeouts: self.timeouts,
         }
-        match client.hello(&self.helohost) {
-            Ok(r) if r.is_positive() => Link::Open { client, sent: 0 },
-            Ok(r) => {
-                client.quit();
-                refused("HELO", r)
-            }
-            Err(e) => down("4.4.2", &e),
-        }
+        .open()
     }
 
     /// Applies the fates to the file: expiry, log lines, the bounce, then remove or rewrite.
@@ -344,7 +328,7 @@ impl Run<'_> {
             sender,
             arrival: msg.arrival,
             reporting_mta: &self.helohost,
-            remote_mta: &self.options.host,
+            remote_mta: &self.remote,
             failed,
             headers: &headers,
         };

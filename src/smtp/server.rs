@@ -66,6 +66,11 @@ impl Fds {
         fds
     }
 
+    /// Whether a TLS helper is there and not used yet (forward asks before STARTTLS).
+    pub fn has_helper(&self) -> bool {
+        self.helper.is_some()
+    }
+
     fn nonblocking(&mut self, fd: RawFd) {
         if let Ok(flags) = sys::set_nonblocking(fd, true) {
             self.saved.push((fd, flags));
