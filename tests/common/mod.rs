@@ -9,9 +9,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const ECHO: &str = env!("CARGO_BIN_EXE_smtpfront-echo");
-pub const REJECT: &str = env!("CARGO_BIN_EXE_smtpfront-reject");
-pub const SPOOL: &str = env!("CARGO_BIN_EXE_smtpfront-spool");
+/// The front ends under test: the ones `make build` links statically (what `make install`
+/// installs) when test.sh names them at compile time, else cargo's own build of them.
+pub const ECHO: &str = installed(
+    option_env!("SMTPFRONT_TEST_ECHO"),
+    env!("CARGO_BIN_EXE_smtpfront-echo"),
+);
+pub const REJECT: &str = installed(
+    option_env!("SMTPFRONT_TEST_REJECT"),
+    env!("CARGO_BIN_EXE_smtpfront-reject"),
+);
+pub const SPOOL: &str = installed(
+    option_env!("SMTPFRONT_TEST_SPOOL"),
+    env!("CARGO_BIN_EXE_smtpfront-spool"),
+);
+
+const fn installed(named: Option<&'static str>, built: &'static str) -> &'static str {
+    match named {
+        Some(path) => path,
+        None => built,
+    }
+}
 
 /// The path of an external tool, or `None` (test skipped) when it is missing outside CI.
 /// Under `CI=true` a missing tool panics: CI must never pass by skipping.
