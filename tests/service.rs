@@ -1161,10 +1161,17 @@ fn run_script_checks_the_settings_before_serving() {
         assert!(common::like(message, program_says), "{log}");
         assert_eq!(lines[1], fix, "{log}");
         assert!(TcpStream::connect(("127.0.0.1", dir.port)).is_err());
-        // The script became the sleep: no child to orphan.
+        // The script becomes the sleep (just after its last line): no child to orphan.
         let pid = run.pid();
-        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
-        assert_eq!(comm.trim(), "sleep", "{log}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap()
+            .trim()
+            != "sleep"
+        {
+            assert!(Instant::now() < deadline, "never became sleep:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(children(pid).is_empty(), "{:?}", children(pid));
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
@@ -1201,9 +1208,13 @@ fn run_script_with_an_ipv6_address_serves_over_s6_tcpserver() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // s6-tcpserver execs s6-tcpserver6d for an IPv6 address.
-    let comm = fs::read_to_string(format!("/proc/{}/comm", run.pid())).unwrap();
-    assert_eq!(comm.trim(), "s6-tcpserver6d", "{}", run.log());
+    // The exec chain (s6-tcpserver -> socket binder -> s6-applyuidgid -> s6-tcpserver6d)
+    // ends in the server, so supervise's signals reach it; it binds before the last exec.
+    let comm = || fs::read_to_string(format!("/proc/{}/comm", run.pid())).unwrap();
+    while comm().trim() != "s6-tcpserver6d" {
+        assert!(Instant::now() < deadline, "{}: {}", comm(), run.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (mut c, greeting) = Client::connect_to(("::1", dir.port));
     assert_eq!(greeting, "220 mx.test smtpfront ESMTP\r\n");
     let r = c.transaction(
