@@ -3,7 +3,7 @@
 //! header and the `HEADER_ADD` lines, in that order.
 
 use crate::smtp::command::MailParams;
-use crate::ucspi::Conn;
+use crate::ucspi::{address_literal, Conn};
 use crate::ucspitls::TlsInfo;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,6 +65,14 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
+/// [`clean`] for `HEADER_ADD`, where config allows a tab: it folds a header line
+/// (RFC 5322 2.2.3), and a `?` in its place would start a line that is no header at all.
+fn clean_keeping_tabs(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+        .collect()
+}
+
 impl Trace<'_> {
     /// The headers to prepend, with CRLF line ends, dated `now`.
     pub fn headers(&self, now: SystemTime) -> Vec<u8> {
@@ -86,7 +94,7 @@ impl Trace<'_> {
         out.push_str("by ");
         out.push_str(&clean(self.local));
         if let Some(ip) = &self.conn.localip {
-            out.push_str(&format!(" ([{}])", clean(ip)));
+            out.push_str(&format!(" ({})", address_literal(&clean(ip))));
         }
         out.push_str("\r\n\twith ");
         out.push_str(self.protocol.as_str());
@@ -108,7 +116,7 @@ impl Trace<'_> {
             // SPEC 2: `\n` separates lines; a real newline does too.
             for line in add.split('\n').flat_map(|l| l.split("\\n")) {
                 if !line.is_empty() {
-                    out.push_str(&clean(line));
+                    out.push_str(&clean_keeping_tabs(line));
                     out.push_str("\r\n");
                 }
             }
@@ -131,13 +139,13 @@ impl Trace<'_> {
             if !paren.is_empty() {
                 paren.push(' ');
             }
-            paren.push_str(&format!("[{}]", clean(ip)));
+            paren.push_str(&address_literal(&clean(ip)));
         }
         let name = self
             .helo
             .map(clean)
             .or_else(|| c.remotehost.as_deref().map(clean))
-            .or_else(|| c.remoteip.as_ref().map(|ip| format!("[{}]", clean(ip))));
+            .or_else(|| c.remoteip.as_ref().map(|ip| address_literal(&clean(ip))));
         match (name, paren.is_empty()) {
             (None, _) => None,
             (Some(n), true) => Some(n),
@@ -156,13 +164,13 @@ impl Trace<'_> {
             return None;
         }
         let mut s = format!(
-            "Received: from {} ([{}])\r\n\tby {}",
+            "Received: from {} ({})\r\n\tby {}",
             clean(host),
-            clean(ip),
+            address_literal(&clean(ip)),
             clean(self.local)
         );
         if !local_ip.is_empty() {
-            s.push_str(&format!(" ([{}])", clean(local_ip)));
+            s.push_str(&format!(" ({})", address_literal(&clean(local_ip))));
         }
         s.push_str("; ");
         Some(s)
@@ -293,6 +301,29 @@ mod tests {
         );
     }
 
+    /// RFC 5321 4.1.3: an IPv6 client and local address are written `[IPv6:...]`, in the
+    /// clause and, without a HELO, as the name.
+    #[test]
+    fn received_from_ipv6_uses_address_literals() {
+        let c = Conn {
+            remoteip: Some("2001:db8::7".into()),
+            localip: Some("::1".into()),
+            proto: Some("TCP6".into()),
+            ..Conn::default()
+        };
+        assert_eq!(
+            String::from_utf8(trace(&c, Some("helo.example")).headers(at(0))).unwrap(),
+            "Received: from helo.example ([IPv6:2001:db8::7])\r\n\
+             \tby mx.example ([IPv6:::1])\r\n\
+             \twith ESMTP via TCP6; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+        );
+        let h = String::from_utf8(trace(&c, None).headers(at(0))).unwrap();
+        assert!(
+            h.starts_with("Received: from [IPv6:2001:db8::7] ([IPv6:2001:db8::7])\r\n"),
+            "{h}"
+        );
+    }
+
     /// SPEC 4, 3.1: RFC 3848's ESMTPS, and the protocol and cipher in a comment.
     #[test]
     fn received_over_tls() {
@@ -348,6 +379,20 @@ mod tests {
         );
         assert!(lines[2].starts_with("Received: from h "));
         assert_eq!(&lines[5..7], ["X-A: 1", "X-B: 2"]);
+    }
+
+    /// The tab that config allows in HEADER_ADD folds the line; it became `?`, which broke
+    /// the header block.
+    #[test]
+    fn header_add_keeps_its_folding_tab() {
+        let c = conn();
+        let mut t = trace(&c, Some("h"));
+        t.header_add = Some("X-A: 1\n\tcontinued\nX-B:\t2");
+        let h = String::from_utf8(t.headers(at(0))).unwrap();
+        assert!(
+            h.ends_with("\r\nX-A: 1\r\n\tcontinued\r\nX-B:\t2\r\n"),
+            "{h}"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The connection facts a UCSPI server (tcpserver, s6-tcpserver, ...) puts in the
 //! environment: `PROTO=TCP` gives `TCPREMOTEIP`, `TCPLOCALHOST` and so on (SPEC 2).
 //! Read with the same `envy` parser as the settings, under the `${PROTO}` prefix.
+//! It also owns how an address is written where SMTP and the trace headers show one
+//! ([`address_literal`]).
 
 use serde::Deserialize;
 
@@ -57,17 +59,61 @@ impl Conn {
     }
 
     /// LOCAL of SPEC 2: `${PROTO}LOCALHOST`, else `${PROTO}LOCALIP`, else the host name.
+    /// An IPv6 LOCALIP is written as an address literal: `::1` is no name for a greeting or
+    /// a `by` clause (RFC 5321 4.1.3); an IPv4 one stays bare, as SPEC 2 has it.
     pub fn local_name(&self) -> String {
         self.localhost
             .clone()
-            .or_else(|| self.localip.clone())
+            .or_else(|| {
+                let ip = self.localip.as_deref()?;
+                Some(match ip.contains(':') {
+                    true => address_literal(ip),
+                    false => ip.to_string(),
+                })
+            })
             .unwrap_or_else(crate::sys::hostname)
+    }
+}
+
+/// RFC 5321 4.1.3: an address as an address literal, `[192.0.2.1]` or
+/// `[IPv6:2001:db8::1]`. An address with a colon is IPv6 whatever `PROTO` says: s6-tcpserver
+/// on `::` sets `PROTO=TCP` with `TCPREMOTEIP=::1`, ucspi-tcp6 sets `PROTO=TCP6`.
+pub fn address_literal(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[IPv6:{ip}]")
+    } else {
+        format!("[{ip}]")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_literals() {
+        assert_eq!(address_literal("192.0.2.1"), "[192.0.2.1]");
+        assert_eq!(address_literal("2001:db8::1"), "[IPv6:2001:db8::1]");
+        assert_eq!(address_literal("::1"), "[IPv6:::1]");
+        assert_eq!(
+            address_literal("::ffff:192.0.2.1"),
+            "[IPv6:::ffff:192.0.2.1]"
+        );
+    }
+
+    /// ucspi-tcp6's tcpserver: PROTO=TCP6 and the TCP6 variables.
+    #[test]
+    fn reads_tcp6_variables() {
+        let c = Conn::from_vars(
+            Some("TCP6"),
+            env(&[
+                ("TCP6REMOTEIP", "2001:db8::1"),
+                ("TCPREMOTEIP", "192.0.2.1"),
+            ]),
+        );
+        assert_eq!(c.remoteip.as_deref(), Some("2001:db8::1"));
+        assert_eq!(c.proto.as_deref(), Some("TCP6"));
+    }
 
     fn env(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
@@ -88,6 +134,12 @@ mod tests {
         assert_eq!(c.remoteip.as_deref(), Some("192.0.2.1"));
         assert_eq!(c.local_name(), "mx.example");
         assert_eq!(c.proto.as_deref(), Some("TCP"));
+    }
+
+    #[test]
+    fn an_ipv6_local_ip_is_named_as_an_address_literal() {
+        let c = Conn::from_vars(Some("TCP"), env(&[("TCPLOCALIP", "2001:db8::25")]));
+        assert_eq!(c.local_name(), "[IPv6:2001:db8::25]");
     }
 
     #[test]

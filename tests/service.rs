@@ -271,7 +271,12 @@ struct Client {
 impl Client {
     /// Connects and returns the client with the greeting.
     fn connect(port: u16) -> (Client, String) {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        Client::connect_to(("127.0.0.1", port))
+    }
+
+    /// The same to any address (`("::1", port)` for IPv6).
+    fn connect_to(addr: impl std::net::ToSocketAddrs) -> (Client, String) {
+        let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -731,10 +736,8 @@ fn shipped_tcp_rules_compile_and_select_by_client_ip() {
     let dir = scratch("svc-shipped");
     build_rules(&dir, &fs::read_to_string(service("smtpfront/tcp")).unwrap());
     let cases = [
-        (
-            "127.0.0.1",
-            "set environment variable RELAYCLIENT=\nallow connection\n",
-        ),
+        // Issue 13: no RELAYCLIENT for this host by default (a store-and-forward MX).
+        ("127.0.0.1", "allow connection\n"),
         (
             "192.0.2.25",
             "set environment variable SMTPREJECT=-Go away\nallow connection\n",
@@ -808,38 +811,124 @@ fn value<'a>(unit: &'a [(String, String)], key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key}= is missing"))
 }
 
+/// Every unit file shipped in service/systemd.
+fn unit_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(service("systemd"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str());
+            matches!(ext, Some("socket" | "service" | "timer"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
 fn systemd_units_say_what_the_docs_say() {
     let socket = unit("smtpfront.socket");
-    assert_eq!(value(&socket, "ListenStream"), "25");
-    assert_eq!(value(&socket, "Accept"), "yes");
+    for (k, v) in [
+        ("ListenStream", "25"),
+        ("Accept", "yes"),
+        ("MaxConnections", "100"),
+        ("MaxConnectionsPerSource", "10"),
+        // Issue 13: systemd's default trigger limit stops the socket at a burst.
+        ("TriggerLimitBurst", "0"),
+        ("Requires", "smtpfront-check.service"),
+        ("After", "smtpfront-check.service"),
+    ] {
+        assert_eq!(value(&socket, k), v, "{k}");
+    }
     let svc = unit("smtpfront@.service");
+    let check = unit("smtpfront-check.service");
     for (k, v) in [
         ("User", "smtpfront"),
-        ("EnvironmentFile", "/etc/smtpfront/env"),
-        ("StandardInput", "socket"),
+        ("EnvironmentFile", "/etc/smtpfront/smtpfront.env"),
+        ("WorkingDirectory", "/etc/smtpfront"),
         ("StandardError", "journal"),
         ("ProtectSystem", "strict"),
         ("ReadWritePaths", "/var/spool/smtpfront"),
+        ("NoNewPrivileges", "yes"),
     ] {
         assert_eq!(value(&svc, k), v, "{k}");
+        assert_eq!(value(&check, k), v, "{k} of the check");
     }
+    assert_eq!(value(&svc, "StandardInput"), "socket");
+    assert_eq!(value(&check, "StandardInput"), "null");
     let exec = value(&svc, "ExecStart");
     assert!(
         exec.ends_with("exec /usr/local/bin/smtpfront-reject /usr/local/bin/smtpfront-spool'"),
         "{exec}"
     );
-    if let Some(analyze) = tool_soft("systemd-analyze") {
-        let out = command(analyze, &[])
-            .arg("verify")
-            .arg(service("systemd/smtpfront.socket"))
-            .arg(service("systemd/smtpfront@.service"))
+    let fwd = unit("smtpfront-forward.service");
+    for (k, v) in [
+        ("User", "smtpfront"),
+        ("EnvironmentFile", "/etc/smtpfront/forward.env"),
+        (
+            "ExecStart",
+            "/bin/sh /usr/local/lib/smtpfront/forward-run loop",
+        ),
+        ("KillMode", "mixed"),
+        ("Restart", "always"),
+        ("ProtectSystem", "strict"),
+        ("ReadWritePaths", "/var/spool/smtpfront"),
+        ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+        ("NoNewPrivileges", "yes"),
+    ] {
+        assert_eq!(value(&fwd, k), v, "{k} of forward");
+    }
+}
+
+/// Issue 13: `systemd-analyze verify` accepts every unit as shipped (together: the socket
+/// requires the check), without a word on stderr.
+#[test]
+fn systemd_analyze_verifies_every_unit() {
+    let Some(analyze) = tool_soft("systemd-analyze") else {
+        return;
+    };
+    let units = unit_files();
+    assert_eq!(units.len(), 4, "{units:?}");
+    let out = command(analyze, &[])
+        .arg("verify")
+        .args(&units)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 13: every service is hardened: `systemd-analyze security --offline=true` (systemd
+/// 252, Debian 12) rates its exposure at most 2.0 of 10 (`--threshold` counts tenths; as
+/// shipped: 1.2 for the sessions and the check, 1.5 for forward, which needs the network).
+#[test]
+fn systemd_analyze_security_rates_every_service_low() {
+    let Some(analyze) = tool_soft("systemd-analyze") else {
+        return;
+    };
+    for unit in unit_files() {
+        if unit.extension().and_then(|e| e.to_str()) != Some("service") {
+            continue;
+        }
+        let out = command(&analyze, &[])
+            .args(["security", "--offline=true", "--threshold=20", "--no-pager"])
+            .arg(&unit)
             .output()
             .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
         assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "systemd-analyze verify: {}",
+            out.status.success(),
+            "{}: {text}{}",
+            unit.display(),
             String::from_utf8_lossy(&out.stderr)
+        );
+        let last = text.lines().last().unwrap_or_default();
+        assert!(
+            common::like(last, "→ Overall exposure level for *: #.# OK *"),
+            "{last}"
         );
     }
 }
@@ -849,24 +938,45 @@ fn tool_soft(name: &str) -> Option<PathBuf> {
     common::tool(name)
 }
 
-/// The ExecStart line of smtpfront@.service run the way systemd runs it for a connection:
-/// `$$` becomes `$`, the connection is stdin and stdout, REMOTE_ADDR and REMOTE_PORT are
-/// set. systemd-socket-activate --inetd --accept does the first two; it does not set
-/// REMOTE_ADDR / REMOTE_PORT (systemd itself does, see the unit), so the test passes them.
-#[test]
-fn systemd_exec_start_maps_remote_addr_to_the_ucspi_variables() {
-    let Some(activate) = tool_soft("systemd-socket-activate") else {
-        return;
-    };
-    let svc = unit("smtpfront@.service");
+/// The `/bin/sh -c '...'` script of a unit's ExecStart as the shell gets it (`$$` is
+/// systemd's `$`), with /usr/local/bin made the directory of our binaries.
+fn exec_start_script(unit_name: &str) -> String {
+    let svc = unit(unit_name);
     let exec = value(&svc, "ExecStart").replace("$$", "$");
     let script = exec
         .strip_prefix("/bin/sh -c '")
         .and_then(|s| s.strip_suffix('\''))
         .unwrap_or_else(|| panic!("ExecStart is not /bin/sh -c '...': {exec}"));
     let bin = Path::new(SPOOL).parent().unwrap().to_str().unwrap();
-    let script = script.replace("/usr/local/bin", bin);
+    script.replace("/usr/local/bin", bin)
+}
 
+/// The ExecStart line of smtpfront@.service run the way systemd runs it for a connection:
+/// `$$` becomes `$`, the connection is stdin and stdout, REMOTE_ADDR and REMOTE_PORT are
+/// set. systemd-socket-activate --inetd --accept does the first two; it does not set
+/// REMOTE_ADDR / REMOTE_PORT (systemd itself does, see the unit), so the test passes them.
+/// An IPv6 client (the socket takes both families) is written `[IPv6:...]` (RFC 5321 4.1.3).
+#[test]
+fn systemd_exec_start_maps_remote_addr_to_the_ucspi_variables() {
+    for (addr, literal) in [
+        ("192.0.2.1", "[192.0.2.1]"),
+        ("2001:db8::1", "[IPv6:2001:db8::1]"),
+    ] {
+        let Some(text) = systemd_session(addr) else {
+            return;
+        };
+        let want = format!(
+            "DATA\r\nReceived: from client.test ({literal})\r\n\tby mx.test\r\n\twith ESMTP via TCP; "
+        );
+        assert!(text.contains(&want), "{text}");
+    }
+}
+
+/// One session through smtpfront@.service's ExecStart under systemd-socket-activate, the
+/// client at `remote_addr`; the message file stored.
+fn systemd_session(remote_addr: &str) -> Option<String> {
+    let activate = tool_soft("systemd-socket-activate")?;
+    let script = exec_start_script("smtpfront@.service");
     let dir = scratch("svc-systemd");
     let spool = dir.join("spool");
     fs::create_dir(&spool).unwrap();
@@ -876,7 +986,7 @@ fn systemd_exec_start_maps_remote_addr_to_the_ucspi_variables() {
         format!("SPOOLDIR={}", spool.display()),
         format!("RCPTHOSTS={}", dir.join("rcpthosts").display()),
         "TCPLOCALHOST=mx.test".to_string(),
-        "REMOTE_ADDR=192.0.2.1".to_string(),
+        format!("REMOTE_ADDR={remote_addr}"),
         "REMOTE_PORT=4242".to_string(),
     ];
     let mut cmd = command(activate, &[]);
@@ -888,14 +998,7 @@ fn systemd_exec_start_maps_remote_addr_to_the_ucspi_variables() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _activate = Kill(cmd.spawn().unwrap());
+    let _activate = common::Guard(cmd.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     let (mut c, greeting) = loop {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -910,11 +1013,46 @@ fn systemd_exec_start_maps_remote_addr_to_the_ucspi_variables() {
     let id = queued_id(&r[3]);
     c.cmd("QUIT");
     let text = fs::read_to_string(spool.join("new").join(id)).unwrap();
+    let _ = fs::remove_dir_all(dir);
+    Some(text)
+}
+
+/// Issue 13: smtpfront-check.service's ExecStart, as systemd runs it before the socket
+/// listens: with good settings it exits 0 quietly; with DATABYTES=10k it exits 1, the front
+/// end's line names the variable and the unit's line names the file to fix.
+#[test]
+fn systemd_check_refuses_bad_settings_naming_variable_and_file() {
+    let script = exec_start_script("smtpfront-check.service");
+    let dir = scratch("svc-systemd-check");
+    let spool = dir.join("spool");
+    fs::create_dir(&spool).unwrap();
+    let spool_s = spool.to_str().unwrap();
+    let good = command("/bin/sh", &[("SPOOLDIR", spool_s)])
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(good.status.code(), Some(0), "{good:?}");
+    assert!(good.stdout.is_empty(), "{good:?}");
+    let bad = command("/bin/sh", &[("SPOOLDIR", spool_s), ("DATABYTES", "10k")])
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    assert!(bad.stdout.is_empty(), "{bad:?}");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    let (program, message) = common::split_log_line(lines[0]).expect(lines[0]);
+    assert_eq!(program, "smtpfront-spool");
     assert!(
-        text.contains(
-            "DATA\r\nReceived: from client.test ([192.0.2.1])\r\n\tby mx.test\r\n\twith ESMTP via TCP; "
-        ),
-        "{text}"
+        common::like(message, "configuration error: * DATABYTES"),
+        "{message}"
+    );
+    assert_eq!(
+        lines[1],
+        "smtpfront: the front end refuses its settings: fix the variable named above in /etc/smtpfront/smtpfront.env, then: systemctl restart smtpfront.socket"
     );
     let _ = fs::remove_dir_all(dir);
 }
@@ -994,4 +1132,189 @@ fn run_script_with_certfile_offers_starttls() {
             .any(|l| common::like(l, "\twith ESMTPS via TCP (TLSv1.3 TLS_*); *")),
         "{text}"
     );
+}
+
+/// Issue 13: a setting the front end refuses is logged when the service starts, not when
+/// the first client gets `421`: the program's line names the variable, the script's line
+/// names the file in env/ to fix; nothing listens; the script then waits in an exec'd
+/// sleep, so svc -t (TERM) ends it at once and leaves no sleep behind.
+#[test]
+fn run_script_checks_the_settings_before_serving() {
+    if tools().is_none() {
+        return;
+    }
+    for (file, bad, program_says) in [
+        ("DATABYTES", "10k", "configuration error: * DATABYTES"),
+        ("SPOOLDIR", "/nonexistent/spool", "*SPOOLDIR*"),
+    ] {
+        let dir = Dir::new("svc-check", Some(":allow\n"), &[(file, bad)]);
+        let mut run = Running::spawn(&dir);
+        let fix = format!(
+            "smtpfront: fix {}/env/{file}: the front end refuses it (see above)",
+            dir.root.display()
+        );
+        let log = run.wait_log("smtpfront: not serving; trying again in 60 s\n");
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 3, "{log}");
+        let (program, message) = common::split_log_line(lines[0]).expect(lines[0]);
+        assert_eq!(program, "smtpfront-spool", "{log}");
+        assert!(common::like(message, program_says), "{log}");
+        assert_eq!(lines[1], fix, "{log}");
+        assert!(TcpStream::connect(("127.0.0.1", dir.port)).is_err());
+        // The script becomes the sleep (just after its last line): no child to orphan.
+        let pid = run.pid();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap()
+            .trim()
+            != "sleep"
+        {
+            assert!(Instant::now() < deadline, "never became sleep:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(children(pid).is_empty(), "{:?}", children(pid));
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = run.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "TERM did not end the wait");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{log}");
+    }
+}
+
+/// Issue 13, IPv6 (RFC 5321 4.1.3): env/IP with a colon makes the run script serve with
+/// s6-tcpserver (tcpserver is IPv4 only) and s6-tcpserver-access; a client over ::1 that
+/// gives no HELO is stored as `HELO [IPv6:::1]`, and the Received header writes both ends
+/// as IPv6 address literals. No tcp.cdb is needed (its rules are IPv4).
+#[test]
+fn run_script_with_an_ipv6_address_serves_over_s6_tcpserver() {
+    if tools().is_none() || common::s6_networking().is_none() {
+        return;
+    }
+    let dir = Dir::new("svc-ipv6", None, &[("IP", "::1")]);
+    let run = Running::spawn(&dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("::1", dir.port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no listener on ::1:\n{}",
+            run.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The exec chain (s6-tcpserver -> socket binder -> s6-applyuidgid -> s6-tcpserver6d)
+    // ends in the server, so supervise's signals reach it; it binds before the last exec.
+    let comm = || fs::read_to_string(format!("/proc/{}/comm", run.pid())).unwrap();
+    while comm().trim() != "s6-tcpserver6d" {
+        assert!(Instant::now() < deadline, "{}: {}", comm(), run.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (mut c, greeting) = Client::connect_to(("::1", dir.port));
+    assert_eq!(greeting, "220 mx.test smtpfront ESMTP\r\n");
+    let r = c.transaction(
+        "a@example.net",
+        "b@example.com",
+        "Subject: v6\r\n\r\nhi\r\n",
+    );
+    let id = queued_id(&r[3]);
+    c.cmd("QUIT");
+    let text = fs::read_to_string(dir.spool().join("new").join(id)).unwrap();
+    let want = "HELO [IPv6:::1]\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n\
+                Received: from [IPv6:::1] ([IPv6:::1])\r\n\tby mx.test ([IPv6:::1])\r\n\twith SMTP via TCP; ";
+    assert!(text.starts_with(want), "{text}");
+}
+
+/// Issue 13, backscatter: the recipe of the README as written. rules/valid-rcpt.rules as
+/// MAILRULES, valid-rcpt.cdb built by `make valid-rcpt.cdb` (the shipped Makefile, with
+/// cdbmake) from a list: under tcpserver (the run script) a listed recipient is accepted in
+/// any case, an unlisted one of the same domain refused with 553, other domains are left
+/// to RCPTHOSTS; a rebuilt cdb applies at the next session, without a restart.
+#[test]
+fn valid_recipient_list_refuses_unlisted_recipients() {
+    let (Some(()), Some(_), Some(_)) = (tools(), tool("make"), tool("cdbmake")) else {
+        return;
+    };
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = Dir::new(
+        "svc-valid-rcpt",
+        Some(":allow\n"),
+        &[("MAILRULES", "valid-rcpt.rules")],
+    );
+    fs::copy(
+        repo.join("rules/valid-rcpt.rules"),
+        dir.root.join("valid-rcpt.rules"),
+    )
+    .unwrap();
+    fs::copy(service("smtpfront/Makefile"), dir.root.join("Makefile")).unwrap();
+    let make = |list: &str| {
+        fs::write(dir.root.join("valid-rcpt"), list).unwrap();
+        let out = command("make", &[])
+            .arg("valid-rcpt.cdb")
+            .current_dir(&dir.root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    make("# ours\nAlice@Example.com\n\npostmaster@example.com\n");
+    let run = Running::start(&dir);
+    let listed = "250 2.1.5 Recipient accepted\r\n";
+    let unlisted = "553 5.7.1 No such user here (#5.1.1)\r\n";
+    let (mut c, _) = Client::connect(dir.port);
+    assert!(c.cmd("EHLO client.test").starts_with("250-"));
+    assert!(c.cmd("MAIL FROM:<s@example.net>").starts_with("250 "));
+    for (rcpt, want) in [
+        ("alice@example.com", listed),
+        ("ALICE@EXAMPLE.COM", listed),
+        ("postmaster", listed),
+        ("carol@example.com", unlisted),
+        ("postmaster@example.com", listed),
+        ("someone@elsewhere.test", "553 5.7.1 Relaying denied\r\n"),
+    ] {
+        assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")), want, "{rcpt}");
+    }
+    assert!(c.cmd("QUIT").starts_with("221 "));
+
+    // carol added: the next session takes her, no restart.
+    make("alice@example.com\ncarol@example.com\n");
+    let (mut c, _) = Client::connect(dir.port);
+    let r = c.transaction("s@example.net", "carol@example.com", "hi\r\n");
+    queued_id(&r[3]);
+    c.cmd("QUIT");
+    let log = run.log();
+    let refused = "RCPT TO:<carol@example.com> -> 553 5.7.1 No such user here (#5.1.1)";
+    assert!(
+        log.lines()
+            .filter_map(common::split_log_line)
+            .any(|(p, m)| p == "smtpfront-spool" && m == refused),
+        "{log}"
+    );
+}
+
+/// Issue 13: the shipped tcp rules give no client RELAYCLIENT, this host included: from
+/// 127.0.0.1 a recipient outside rcpthosts is refused, one inside is taken.
+#[test]
+fn shipped_tcp_rules_let_nobody_relay() {
+    if tools().is_none() {
+        return;
+    }
+    let shipped = fs::read_to_string(service("smtpfront/tcp")).unwrap();
+    let dir = Dir::new("svc-norelay", Some(&shipped), &[]);
+    let _run = Running::start(&dir);
+    let (mut c, _) = Client::connect(dir.port);
+    assert!(c.cmd("MAIL FROM:<a@example.net>").starts_with("250 "));
+    assert_eq!(
+        c.cmd("RCPT TO:<someone@elsewhere.test>"),
+        "553 5.7.1 Relaying denied\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<b@example.com>"),
+        "250 2.1.5 Recipient accepted\r\n"
+    );
+    c.cmd("QUIT");
 }

@@ -129,6 +129,14 @@ impl Dir {
         self.root.join("spool")
     }
 
+    /// PATH for the loop: the directory's bin/ (where forward is), then the system's tools.
+    fn path(&self) -> String {
+        format!(
+            "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+            self.root.join("bin").display()
+        )
+    }
+
     /// As root: gives the spool (and everything in it) to `nobody`, the loop's account.
     fn chown_spool(&self) {
         if self.nobody.is_some() {
@@ -195,13 +203,14 @@ impl Loop {
     /// Starts `./run` as supervise would: in the service directory, stdout and stderr to a
     /// log file, PATH with the directory's bin/ (where forward is) and the system's tools.
     fn start(dir: &Dir) -> Loop {
+        Loop::start_as(dir, command(dir.root.join("run"), &[("PATH", &dir.path())]))
+    }
+
+    /// Starts `cmd` (the loop, started some other way) like [`Loop::start`].
+    fn start_as(dir: &Dir, mut cmd: std::process::Command) -> Loop {
         let log = dir.root.join("run.log");
         let out = fs::File::create(&log).unwrap();
-        let path = format!(
-            "{}:/usr/sbin:/usr/bin:/sbin:/bin",
-            dir.root.join("bin").display()
-        );
-        let child = command(dir.root.join("run"), &[("PATH", &path)])
+        let child = cmd
             .current_dir(&dir.root)
             .process_group(0)
             .stdin(Stdio::null())
@@ -682,4 +691,129 @@ fn tls_loop_with_the_primary_down_keeps_the_mail() {
         run.log()
     );
     assert_eq!(dir.queued(), 1);
+}
+
+/// Issue 13: svc -t (TERM) while the script waits after a setting it cannot use (here no
+/// PRIMARY) ends the wait at once and leaves no `sleep` behind: the wait is the script
+/// itself, exec'd into sleep.
+#[test]
+fn term_during_the_configuration_wait_leaves_no_sleep() {
+    let Some(()) = tools() else {
+        return;
+    };
+    let dir = Dir::new("svcfw-term-wait", &[("PRIMARY", "")]);
+    let mut run = Loop::start(&dir);
+    let said = || count_lines(&run.log(), "forward-loop", "PRIMARY is not set: ");
+    wait_until("the complaint", || run.log(), || said() == 1);
+    let pid = run.pid();
+    wait_until(
+        "the script to become the sleep",
+        || run.log(),
+        || fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep"),
+    );
+    assert_eq!(group_members(pid).len(), 1, "{:?}", group_members(pid));
+    run.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "TERM did not end the wait");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_until(
+        "the group to be empty",
+        || run.log(),
+        || group_members(pid).is_empty(),
+    );
+}
+
+/// The `Key=value` settings of a shipped systemd environment file (comments left out).
+fn env_file(name: &str) -> Vec<(String, String)> {
+    fs::read_to_string(service(&format!("systemd/{name}")))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("{l:?}"));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// The `ExecStart=` and `Environment=` lines of smtpfront-forward.service.
+fn forward_unit() -> (String, Vec<(String, String)>) {
+    let text = fs::read_to_string(service("systemd/smtpfront-forward.service")).unwrap();
+    let mut exec = None;
+    let mut env = Vec::new();
+    for line in text.lines() {
+        if let Some(e) = line.strip_prefix("ExecStart=") {
+            exec = Some(e.to_string());
+        } else if let Some(kv) = line.strip_prefix("Environment=") {
+            let (k, v) = kv.split_once('=').unwrap();
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    (exec.expect("ExecStart="), env)
+}
+
+/// Issue 13: smtpfront-forward.service drains the spool. Its ExecStart runs the repository's
+/// service/forward/run as the loop, with the settings of forward.env.example (PRIMARY,
+/// SPOOLDIR and INTERVAL pointed at the test) and the unit's Environment= lines, as
+/// systemd would: the mail stored by smtpfront-spool reaches the primary. Without PRIMARY
+/// the loop names the file systemd read, not an env/ directory.
+#[test]
+fn systemd_forward_unit_drains_the_spool() {
+    let (Some(()), Some(remote)) = (tools(), Remote::start()) else {
+        return;
+    };
+    let (exec, unit_env) = forward_unit();
+    let installed = "/bin/sh /usr/local/lib/smtpfront/forward-run loop";
+    assert_eq!(exec, installed);
+    let settings_file = unit_env
+        .iter()
+        .find(|(k, _)| k == "SETTINGS_FILE")
+        .map(|(_, v)| v.clone())
+        .expect("SETTINGS_FILE");
+    assert_eq!(settings_file, "/etc/smtpfront/forward.env");
+    let start = |dir: &Dir, primary: &str| {
+        let mut vars = env_file("forward.env.example");
+        let spool = dir.spool().to_str().unwrap().to_string();
+        for (k, v) in [
+            ("PRIMARY", primary),
+            ("SPOOLDIR", spool.as_str()),
+            ("INTERVAL", "1"),
+            ("SENDMAIL", "/bin/false"),
+        ] {
+            vars.retain(|(name, _)| name != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
+        vars.retain(|(_, v)| !v.is_empty());
+        vars.extend(unit_env.iter().cloned());
+        vars.retain(|(k, _)| k != "PATH");
+        let path = dir.path();
+        let mut env: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.push(("PATH", &path));
+        let mut cmd = command("/bin/sh", &env);
+        cmd.arg(dir.root.join("run")).arg("loop");
+        Loop::start_as(dir, cmd)
+    };
+
+    let dir = Dir::new("svcfw-systemd", &[]);
+    dir.store(3, "systemd");
+    let run = start(&dir, &remote.target());
+    wait_until(
+        "the three messages",
+        || run.log(),
+        || remote.received().len() == 3 && dir.queued() == 0,
+    );
+    assert_eq!(count_lines(&run.log(), "forward", ""), 6, "{}", run.log());
+    drop(run);
+
+    let dir = Dir::new("svcfw-systemd-bad", &[]);
+    let run = start(&dir, "");
+    let want = "PRIMARY is not set: put the primary MX (host or host:port) in /etc/smtpfront/forward.env (PRIMARY=...)";
+    wait_until(
+        "the complaint",
+        || run.log(),
+        || count_lines(&run.log(), "forward-loop", want) == 1,
+    );
 }

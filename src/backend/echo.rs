@@ -29,12 +29,13 @@ impl Backend for Echo {
         ))
     }
 
-    /// The headers the front end adds go to the log, one line each, so that they can be
-    /// seen (as mailfront's echo back end shows them).
+    /// The headers the front end adds go to the log, one `header:` line per field, so that
+    /// they can be seen (as mailfront's echo back end shows them). A folded field is
+    /// logged unfolded, its folding white space (CRLF and the tab) as one space: the
+    /// continuation tab is ours, not client text, and was logged as `\x09`.
     fn data_start(&mut self, _envelope: &Envelope, trace: &[u8]) -> io::Result<()> {
-        for line in trace.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            log::line(&format!("header: {}", log::escape(line)));
+        for field in unfold(trace) {
+            log::line(&format!("header: {}", log::escape(&field)));
         }
         Ok(())
     }
@@ -53,5 +54,40 @@ impl Backend for Echo {
             id,
             reply: Reply::new(250, "2.0.0", text),
         })
+    }
+}
+
+/// The header fields of `block` (CRLF line ends), each on one line: a line that starts with
+/// white space continues the field before it (RFC 5322 2.2.3) and is joined with one space.
+fn unfold(block: &[u8]) -> Vec<Vec<u8>> {
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    for line in block.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match (line.first(), fields.last_mut()) {
+            (Some(b' ' | b'\t'), Some(field)) => {
+                let rest = line.iter().position(|&b| b != b' ' && b != b'\t');
+                field.push(b' ');
+                field.extend_from_slice(&line[rest.unwrap_or(line.len())..]);
+            }
+            _ => fields.push(line.to_vec()),
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unfold;
+
+    #[test]
+    fn folded_fields_are_logged_on_one_line() {
+        let block = b"Received: from a ([192.0.2.1])\r\n\tby mx ([192.0.2.2])\r\n\twith ESMTP; d\r\nX-A: 1\r\n";
+        assert_eq!(
+            unfold(block),
+            [
+                b"Received: from a ([192.0.2.1]) by mx ([192.0.2.2]) with ESMTP; d".to_vec(),
+                b"X-A: 1".to_vec()
+            ]
+        );
     }
 }

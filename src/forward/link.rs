@@ -30,8 +30,13 @@ pub enum Link {
         client: Client,
         sent: usize,
     },
-    /// No (more) delivery in this run, and why: every message waits (or expires).
-    Down(Reason),
+    /// No (more) delivery in this run: why every message waits (or expires), and the cause
+    /// as the run's one log line about it says it (SPEC 8: one line for the run, logged by
+    /// the run with the count of what it kept).
+    Down {
+        reason: Reason,
+        said: String,
+    },
 }
 
 /// What opening needs to know.
@@ -44,10 +49,20 @@ pub struct Opener<'a> {
     pub timeouts: Timeouts,
 }
 
-/// Opening failed: why, and whether the session is in step for a QUIT.
+/// Opening failed: why, the log text, and whether the session is in step for a QUIT.
 struct Failed {
     reason: Reason,
+    said: String,
     quit: bool,
+}
+
+impl Failed {
+    fn down(self) -> Link {
+        Link::Down {
+            reason: self.reason,
+            said: self.said,
+        }
+    }
 }
 
 impl Opener<'_> {
@@ -55,22 +70,22 @@ impl Opener<'_> {
         let helper = self.helper();
         if self.settings.require_tls && helper.is_none() {
             // Nothing may go in clear: not even a connection is worth opening.
-            return Link::Down(self.down("4.7.0", &NO_HELPER));
+            return self.down("4.7.0", &NO_HELPER).down();
         }
         let mut client = match self.target {
             Target::Host { host, port } => match Client::connect(host, *port, self.timeouts) {
                 Ok(c) => c,
-                Err(e) => return Link::Down(self.down("4.4.1", &e)),
+                Err(e) => return self.down("4.4.1", &e).down(),
             },
             Target::Ucspi => Client::ucspi(UCSPI_READ_FD, UCSPI_WRITE_FD, helper, self.timeouts),
         };
         match self.start(&mut client) {
             Ok(()) => Link::Open { client, sent: 0 },
-            Err(Failed { reason, quit }) => {
-                if quit {
+            Err(failed) => {
+                if failed.quit {
                     client.quit();
                 }
-                Link::Down(reason)
+                failed.down()
             }
         }
     }
@@ -91,7 +106,7 @@ impl Opener<'_> {
         match client.greeting() {
             Ok(r) if r.is_positive() => {}
             Ok(r) => return Err(self.refused("greeting", r)),
-            Err(e) => return Err(self.broken("4.4.2", &e)),
+            Err(e) => return Err(self.down("4.4.2", &e)),
         }
         self.hello(client)?;
         if client.has_tls_helper() {
@@ -104,7 +119,7 @@ impl Opener<'_> {
         match client.hello(self.helohost) {
             Ok(r) if r.is_positive() => Ok(()),
             Ok(r) => Err(self.refused("HELO", r)),
-            Err(e) => Err(self.broken("4.4.2", &e)),
+            Err(e) => Err(self.down("4.4.2", &e)),
         }
     }
 
@@ -113,8 +128,11 @@ impl Opener<'_> {
         let required = self.settings.require_tls;
         if !client.extensions.starttls {
             if required {
-                let reason = self.down("4.7.0", &"no STARTTLS offered, and REQUIRE_TLS is set");
-                return Err(Failed { reason, quit: true });
+                let why = "no STARTTLS offered, and REQUIRE_TLS is set";
+                return Err(Failed {
+                    quit: true,
+                    ..self.down("4.7.0", &why)
+                });
             }
             log::line(&format!(
                 "{}: no STARTTLS offered: sending in clear",
@@ -140,37 +158,33 @@ impl Opener<'_> {
                 let said = quote(&r.to_string());
                 let why = format!("STARTTLS refused: {said}, and REQUIRE_TLS is set");
                 Err(Failed {
-                    reason: self.down("4.7.0", &why),
                     quit: true,
+                    ..self.down("4.7.0", &why)
                 })
             }
-            Err(e @ ClientError::Tls(_)) => Err(self.broken("4.7.0", &e)),
-            Err(e) => Err(self.broken("4.4.2", &e)),
+            Err(e @ ClientError::Tls(_)) => Err(self.down("4.7.0", &e)),
+            Err(e) => Err(self.down("4.4.2", &e)),
         }
     }
 
     /// The remote refused (greeting, HELO): its reply is the reason; QUIT is in order.
     fn refused(&self, what: &str, reply: RemoteReply) -> Failed {
-        let said = quote(&reply.to_string());
-        log::line(&format!("{}: {what}: {said}", self.peer));
+        let said = format!("{}: {what}: {}", self.peer, quote(&reply.to_string()));
         Failed {
             reason: Reason::Remote(reply),
+            said,
             quit: true,
         }
     }
 
-    /// The conversation broke: no QUIT into a connection in an unknown state.
-    fn broken(&self, status: &'static str, e: &dyn std::fmt::Display) -> Failed {
+    /// No connection, or one that broke: the reason every message is kept for. No QUIT
+    /// into a connection in an unknown state (callers that know better set `quit`).
+    fn down(&self, status: &'static str, e: &dyn std::fmt::Display) -> Failed {
+        let text = format!("{}: {e}", self.peer);
         Failed {
-            reason: self.down(status, e),
+            said: text.clone(),
+            reason: Reason::Local { status, text },
             quit: false,
         }
-    }
-
-    /// One log line for the run, and the reason every message is kept for.
-    fn down(&self, status: &'static str, e: &dyn std::fmt::Display) -> Reason {
-        let text = format!("{}: {e}", self.peer);
-        log::line(&text);
-        Reason::Local { status, text }
     }
 }

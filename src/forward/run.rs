@@ -2,6 +2,12 @@
 //! one connection, and for each message its recipients' fates applied to the file: removed
 //! when all are settled, rewritten with those left otherwise, a bounce for those that failed.
 //! Nothing is removed before the remote's 2xx to the final dot.
+//!
+//! SPEC 8, quiet while the primary is down: a message that meets no connection (it could
+//! not be opened, or was given up earlier in the run) and is not expired is kept without a
+//! line of its own; the run logs one line with the cause and how many messages and
+//! recipients it kept that way. Per-recipient lines are for the remote's real answers,
+//! expiries and bounces: 70,000 queued messages must not rotate the log away.
 
 use super::bounce::{self, Report};
 use super::client::{ClientError, Timeouts};
@@ -12,6 +18,7 @@ use super::{quote, Fate, Options, Outcome, Reason, Target};
 use crate::config::Settings;
 use crate::log;
 use crate::spool::{self, Spool};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
@@ -34,6 +41,8 @@ struct Run<'a> {
     peer: String,
     timeouts: Timeouts,
     now: SystemTime,
+    /// Messages and recipients kept without an attempt: no connection (SPEC 8).
+    held: Cell<(usize, usize)>,
 }
 
 /// The remote's name and `name:port`; under `-u` from the UCSPI client's `TCPREMOTEIP`
@@ -103,6 +112,7 @@ pub fn deliver(spool: &Spool, settings: &Settings, options: &Options) -> Outcome
         peer,
         timeouts,
         now,
+        held: Cell::new((0, 0)),
     };
     run.all()
 }
@@ -131,12 +141,24 @@ impl Run<'_> {
                 remains |= self.one(&id, &mut link);
                 seen.insert(id);
             }
-            if matches!(link, Link::Down(_)) {
+            if matches!(link, Link::Down { .. }) {
                 break;
             }
         }
-        if let Link::Open { client, .. } = link {
-            client.quit();
+        match link {
+            Link::Open { client, .. } => client.quit(),
+            Link::Down { said, .. } => {
+                // SPEC 8: the one line for what waits for the connection. With nothing
+                // held, the cause is already in the lines of the messages it touched
+                // (given up, expired).
+                let (messages, recipients) = self.held.get();
+                if messages > 0 {
+                    log::line(&format!(
+                        "{said}: {messages} messages, {recipients} recipients kept"
+                    ));
+                }
+            }
+            Link::NotOpened => {}
         }
         // The removals of this run become durable together (see spool::remove).
         if let Err(e) = spool::sync_dir(self.spool.new_dir()) {
@@ -167,6 +189,12 @@ impl Run<'_> {
             }
             Err(LoadError::Malformed(why)) => return self.quarantine(id, &why),
         };
+        if matches!(link, Link::NotOpened) {
+            *link = self.open(); // never NotOpened again
+        }
+        if matches!(link, Link::Down { .. }) && !self.expired(&msg) {
+            return self.hold(&msg);
+        }
         match self.attempt(&msg, link) {
             Some(fates) => self.settle(&msg, fates),
             None => self.quarantine(id, "a lone dot line inside the message"),
@@ -198,7 +226,7 @@ impl Run<'_> {
     fn attempt(&self, msg: &Message, link: &mut Link) -> Option<Vec<Fate>> {
         let (client, sent) = match link {
             Link::Open { client, sent } => (client, sent),
-            Link::Down(reason) => return Some(deferred(msg, reason)),
+            Link::Down { reason, .. } => return Some(deferred(msg, reason)),
             Link::NotOpened => {
                 *link = self.open(); // never NotOpened again
                 return self.attempt(msg, link);
@@ -217,7 +245,8 @@ impl Run<'_> {
             text: format!("{}: {e}", self.remote),
         };
         let fates = deferred(msg, &reason);
-        *link = Link::Down(reason);
+        let said = format!("{}: connection given up", self.peer);
+        *link = Link::Down { reason, said };
         match e {
             ClientError::BadData => None,
             _ => Some(fates),
@@ -235,11 +264,26 @@ impl Run<'_> {
         .open()
     }
 
+    /// SPEC 7: a message older than QUEUELIFETIME that cannot be delivered now is bounced.
+    fn expired(&self, msg: &Message) -> bool {
+        msg.age(self.now) > self.settings.queuelifetime
+    }
+
+    /// No connection: the message stays as it is, counted for the run's one line (SPEC 8).
+    /// Returns true: it is still in the queue.
+    fn hold(&self, msg: &Message) -> bool {
+        let (messages, recipients) = self.held.get();
+        let rcpts = msg.header.recipients.len();
+        self.held
+            .set((messages + 1, recipients.saturating_add(rcpts)));
+        true
+    }
+
     /// Applies the fates to the file: expiry, log lines, the bounce, then remove or rewrite.
     /// Returns whether the message is still in the queue.
     fn settle(&self, msg: &Message, mut fates: Vec<Fate>) -> bool {
         let age = msg.age(self.now);
-        if age > self.settings.queuelifetime {
+        if self.expired(msg) {
             for f in fates.iter_mut() {
                 if let Fate::Deferred(r) = f {
                     *f = Fate::Expired(r.clone());

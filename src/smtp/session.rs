@@ -408,7 +408,8 @@ impl<B: Backend> Session<B> {
         }
         let helo = match (&self.helo, &self.conn.remoteip) {
             (Some(h), _) => h.clone(),
-            (None, Some(ip)) => format!("[{ip}]"),
+            // SPEC 6; RFC 5321 4.1.3: `[IPv6:...]` for an IPv6 client.
+            (None, Some(ip)) => crate::ucspi::address_literal(ip),
             (None, None) => "unknown".to_string(),
         };
         let envelope = Envelope {
