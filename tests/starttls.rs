@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::postfix::Postfix;
 use common::{assert_lines_like, command, like, python, run_bounded, scratch, tool, Server};
 use common::{QUEUE_ID, REJECT, SPOOL};
 use std::fs;
@@ -50,6 +51,24 @@ impl Tls {
 
     fn port(&self) -> String {
         self.server.port.to_string()
+    }
+
+    /// Waits (with a deadline) until `n` messages are in `new/`; returns them.
+    fn wait_stored(&self, n: usize, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let stored = self.stored();
+            if stored.len() >= n {
+                return stored;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages stored after {limit:?}:\n{}",
+                stored.len(),
+                self.server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn stored(&self) -> Vec<String> {
@@ -432,5 +451,80 @@ fn auth_only_after_tls_and_received_says_esmtpsa() {
     assert_lines_like(
         &received(&stored[0])[2..],
         &["\twith ESMTPSA via TCP (TLSv1.3 TLS_*); *"],
+    );
+}
+
+/// Issue 10: a real MTA relays into the chain with `smtp_tls_security_level = encrypt`. A
+/// private Postfix gets a message by SMTP and relays it over TLS into s6-ucspitlsd +
+/// smtpfront-spool: it arrives whole behind Postfix's Received header and ours says
+/// ESMTPS; Postfix logs the TLS connection it made.
+#[test]
+fn postfix_relays_into_the_chain_with_tls_encrypt() {
+    let Some(tls) = Tls::start("tls-postfix", &[]) else {
+        return;
+    };
+    let relayhost = format!("[127.0.0.1]:{}", tls.port());
+    let settings = [
+        ("relayhost", relayhost.as_str()),
+        ("smtp_tls_security_level", "encrypt"),
+    ];
+    let Some(mta) = Postfix::start("tls-postfix-mta", &settings) else {
+        return;
+    };
+    let message = b"From: <a@example.net>\r\nTo: <b@example.com>\r\n\
+        Date: Wed, 02 Dec 2026 12:00:00 +0000\r\nMessage-ID: <tls.1@example.net>\r\n\
+        Subject: through Postfix\r\n\r\n.a line with a leading dot\r\nthe end\r\n";
+    let Some(reply) = mta.inject("a@example.net", "b@example.com", message) else {
+        return;
+    };
+    let qid = reply
+        .strip_prefix("250 2.0.0 Ok: queued as ")
+        .unwrap_or_else(|| panic!("{reply}"));
+    let stored = tls.wait_stored(1, Duration::from_secs(60));
+    let lines: Vec<&str> = stored[0].split("\r\n").collect();
+    assert_eq!(
+        lines[..4],
+        [
+            "HELO postfix.test",
+            "MAIL FROM:<a@example.net>",
+            "RCPT TO:<b@example.com>",
+            "DATA"
+        ]
+    );
+    assert_lines_like(
+        &lines[4..10],
+        &[
+            "Received: from postfix.test ([127.0.0.1])",
+            "\tby mx.test ([127.0.0.1])",
+            "\twith ESMTPS via TCP (TLSv1.3 TLS_*); *",
+            "Received: from client.test (unknown [127.0.0.1])",
+            &format!("\tby postfix.test (Postfix) with ESMTP id {qid}"),
+            "\tfor <b@example.com>; *",
+        ],
+    );
+    // The message whole, as stored: dot-stuffed, then the final dot.
+    let rest = lines[10..].join("\r\n");
+    let want = String::from_utf8(message.to_vec())
+        .unwrap()
+        .replace("\n.a", "\n..a")
+        + ".\r\n";
+    assert_eq!(rest, want);
+    let cipher = lines[6]
+        .strip_prefix("\twith ESMTPS via TCP (TLSv1.3 ")
+        .and_then(|l| l.split_once(')'))
+        .unwrap()
+        .0;
+    let port = tls.port();
+    let peer = format!("127.0.0.1[127.0.0.1]:{port}");
+    mta.wait_for_log(
+        "smtp",
+        &format!("Untrusted TLS connection established to {peer}: TLSv1.3 with cipher {cipher} *"),
+    );
+    mta.wait_for_log(
+        "smtp",
+        &format!(
+            "{qid}: to=<b@example.com>, relay={peer}, delay=*, dsn=2.0.0, \
+             status=sent (250 2.0.0 Ok: queued as {QUEUE_ID})"
+        ),
     );
 }
