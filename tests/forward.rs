@@ -2162,6 +2162,91 @@ fn forward_into_postfix_with_smtpd_tls_encrypt() {
     );
 }
 
+/// A primary that offers STARTTLS and then answers it `454 4.7.0 TLS not available`.
+const TLS_NOT_AVAILABLE: &str = r#""mode": "raw", "starttls": "454 4.7.0 TLS not available""#;
+
+/// SPEC 7 TLS: REQUIRE_TLS and a primary refusing STARTTLS with 454: nothing sent after
+/// the refusal but QUIT, everything kept, exit 75, the log says why.
+#[test]
+fn starttls_454_with_require_tls_keeps_everything() {
+    let Some(remote) = Remote::start(TLS_NOT_AVAILABLE) else {
+        return;
+    };
+    let dir = spool_dir("fw-tls-454-required");
+    let before = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("x", "x\r\n"),
+    );
+    let under = Under::UcspiTlsc { name: "mx.test" };
+    let Some(ran) = forward_u(&dir, remote.port, under, &[("REQUIRE_TLS", "")]) else {
+        return;
+    };
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!(file(&dir, OLD), before);
+    assert!(remote.received().is_empty());
+    assert!(bounces(&dir).is_empty());
+    assert_eq!(
+        remote.reads(),
+        ["EHLO relay.test\\r\\n", "STARTTLS\\r\\n", "QUIT\\r\\n"]
+    );
+    let why = format!(
+        "127.0.0.1:{}: STARTTLS refused: 454 4.7.0 TLS not available, and REQUIRE_TLS is set",
+        remote.port
+    );
+    let (_, data) = Header::parse(&before).unwrap();
+    assert_log(
+        &ran.log,
+        &[
+            &why,
+            &format!("{OLD} to <a@x.test>: deferred: {why}"),
+            &format!(
+                "{OLD} from <s@example.net>: {} bytes, 1 recipients, 1 left: kept",
+                data.len()
+            ),
+        ],
+    );
+}
+
+/// SPEC 7 TLS, where it is silent: without REQUIRE_TLS a 454 to STARTTLS leaves the
+/// session as it was (RFC 3207 4), and the mail goes on in clear on the same connection,
+/// as Postfix's `smtp_tls_security_level = may` does; the log says so.
+#[test]
+fn starttls_454_without_require_tls_sends_in_clear() {
+    let Some(remote) = Remote::start(TLS_NOT_AVAILABLE) else {
+        return;
+    };
+    let dir = spool_dir("fw-tls-454-clear");
+    let msg = message("clear", "x\r\n");
+    let f = put(&dir, OLD, "s@example.net", &["a@x.test"], &msg);
+    let under = Under::UcspiTlsc { name: "mx.test" };
+    let Some(ran) = forward_u(&dir, remote.port, under, &[]) else {
+        return;
+    };
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    let got = remote.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, msg);
+    let reads = remote.reads();
+    assert_eq!(reads[..2], ["EHLO relay.test\\r\\n", "STARTTLS\\r\\n"]);
+    assert!(
+        reads[2].starts_with("MAIL FROM:<s@example.net>"),
+        "{reads:?}"
+    );
+    let port = remote.port;
+    let mut want = vec![format!(
+        "127.0.0.1:{port}: STARTTLS refused: 454 4.7.0 TLS not available: sending in clear"
+    )];
+    want.extend(delivered_lines(OLD, "s@example.net", "a@x.test", &f));
+    assert_log(
+        &ran.log,
+        &want.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+}
+
 /// REQUIRE_TLS with `forward host` (no helper can exist): no connection at all, exit 75.
 #[test]
 fn require_tls_without_a_helper_sends_nothing() {
