@@ -25,6 +25,12 @@ struct Tls {
 
 impl Tls {
     fn start(name: &str, env: &[(&str, &str)]) -> Option<Tls> {
+        Tls::start_chain(name, env, &[REJECT, SPOOL], &[])
+    }
+
+    /// `tcpserver OPTS... s6-ucspitlsd -- CHAIN...` (`-v` in OPTS: tcpserver logs each
+    /// child's exit status).
+    fn start_chain(name: &str, env: &[(&str, &str)], chain: &[&str], opts: &[&str]) -> Option<Tls> {
         let bin = common::s6_networking()?;
         let (cert, key) = common::test_certificate()?;
         let dir = scratch(name);
@@ -41,11 +47,11 @@ impl Tls {
             ("RELAYCLIENT", ""),
         ];
         vars.extend_from_slice(env);
-        let server = Server::start_with(
-            &[ucspitlsd.to_str().unwrap(), "--", REJECT, SPOOL],
-            &vars,
-            &["-c", "10", "-l", "mx.test"],
-        )?;
+        let mut argv = vec![ucspitlsd.to_str().unwrap(), "--"];
+        argv.extend_from_slice(chain);
+        let mut all_opts = vec!["-c", "10", "-l", "mx.test"];
+        all_opts.extend_from_slice(opts);
+        let server = Server::start_with(&argv, &vars, &all_opts)?;
         Some(Tls { dir, server })
     }
 
@@ -102,6 +108,28 @@ impl Tls {
                 return lines;
             }
             assert!(Instant::now() < deadline, "no end line in the log:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The exit status tcpserver (`-v`) logged for the session whose smtpfront-spool logged
+    /// `end_line` (s6-ucspitlsd execs into the chain: the PID is tcpserver's child's).
+    fn exit_status_of(&self, end_line: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.server.log();
+            let pid = log
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("smtpfront-spool[")?
+                        .strip_suffix(&format!("]: {end_line}"))
+                })
+                .unwrap_or_else(|| panic!("no {end_line:?} in the log:\n{log}"));
+            let prefix = format!("tcpserver: end {pid} status ");
+            if let Some(status) = log.lines().find_map(|l| l.strip_prefix(&prefix)) {
+                return status.to_string();
+            }
+            assert!(Instant::now() < deadline, "no exit status of {pid}:\n{log}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -526,5 +554,63 @@ fn postfix_relays_into_the_chain_with_tls_encrypt() {
             "{qid}: to=<b@example.com>, relay={peer}, delay=*, dsn=2.0.0, \
              status=sent (250 2.0.0 Ok: queued as {QUEUE_ID})"
         ),
+    );
+}
+
+/// SPEC 3 (a timeout: `421 4.4.2`, nothing half-stored, exit) inside TLS: after the
+/// handshake, a client that sends `steps` and then nothing gets the 421 inside TLS after
+/// TIMEOUT, nothing is stored, and the front end exits 0 (tcpserver -v says so).
+fn timeout_inside_tls(name: &str, steps: &[&str], replies: &[&str]) {
+    let Some(tls) = Tls::start_chain(name, &[("TIMEOUT", "2")], &[REJECT, SPOOL], &["-v"]) else {
+        return;
+    };
+    let mut all = vec!["1:STARTTLS", "TLS"];
+    all.extend_from_slice(steps);
+    all.extend(["READ", "EOF"]);
+    let started = Instant::now();
+    let Some(out) = tls.script(&all) else {
+        return;
+    };
+    let took = started.elapsed();
+    let mut want = vec![GREETING, READY, "TLS TLSv1.3 *"];
+    want.extend_from_slice(replies);
+    want.extend(["421 4.4.2 Timeout, closing the connection", "EOF"]);
+    assert_lines_like(&out, &want);
+    // TIMEOUT=2, and a loaded 2-core machine gets a generous margin.
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let log = tls.log_after_end();
+    // (The first end line may be tcpserver's start-up probe, which read nothing.)
+    let pattern = "end: remote 127.0.0.1 helo none messages 0 bytes in # out #: timeout (TIMEOUT)";
+    let end = log
+        .iter()
+        .find(|l| like(l, pattern))
+        .unwrap_or_else(|| panic!("{log:#?}"));
+    assert_eq!(tls.exit_status_of(end), "0");
+    assert!(tls.stored().is_empty());
+    assert!(fs::read_dir(tls.dir.join("spool/tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn timeout_right_after_the_handshake_421_inside_tls() {
+    timeout_inside_tls("tls-timeout-idle", &[], &[]);
+}
+
+#[test]
+fn timeout_in_the_middle_of_data_inside_tls_stores_nothing() {
+    timeout_inside_tls(
+        "tls-timeout-data",
+        &[
+            "3:MAIL FROM:<a@example.net>|RCPT TO:<b@example.com>|DATA",
+            "RAW:Subject: half a message\r\n\r\nand then nothing",
+        ],
+        &[
+            "250 2.1.0 Sender accepted",
+            "250 2.1.5 Recipient accepted",
+            "354 End your message with a line holding only a dot",
+        ],
     );
 }
