@@ -614,3 +614,131 @@ fn timeout_in_the_middle_of_data_inside_tls_stores_nothing() {
         ],
     );
 }
+
+/// The 100 MiB body of [`big_message_over_tls_in_bounded_memory`]: line K is `K` in 8
+/// digits, a space, 69 letters, CRLF (80 bytes); the client sends the same lines.
+const BIG_LINES: usize = 100 * 1024 * 1024 / 80;
+const BIG_FILL: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg";
+
+/// Issue 10 / SPEC 3 (memory stays bounded whatever the client sends): one 100 MiB message
+/// over TLS into smtpfront-spool. It is stored whole (every line checked), and the front
+/// end's peak RSS, as GNU time measures it around smtpfront-spool, stays under 16 MiB.
+#[test]
+fn big_message_over_tls_in_bounded_memory() {
+    let Some(time) = tool("time") else {
+        return;
+    };
+    let time = time.to_str().unwrap().to_string();
+    let chain = [time.as_str(), "-f", "peak RSS %M KiB", SPOOL];
+    let Some(tls) = Tls::start_chain("tls-big", &[], &chain, &[]) else {
+        return;
+    };
+    let Some(py) = python() else {
+        return;
+    };
+    let script = r#"
+import smtplib, ssl, sys
+lines, fill = int(sys.argv[2]), sys.argv[3].encode()
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="big.test", timeout=120)
+s.starttls(context=ctx)
+s.ehlo()
+s.mail("a@example.net")
+s.rcpt("b@example.com")
+code, _ = s.docmd("DATA")
+assert code == 354, code
+s.send(b"Subject: big\r\n\r\n")
+for start in range(0, lines, 1024):
+    s.send(b"".join(b"%08d %s\r\n" % (k, fill) for k in range(start, min(start + 1024, lines))))
+s.send(b".\r\n")
+code, text = s.getreply()
+print(code, text.decode())
+s.quit()
+"#;
+    let mut cmd = command(py, &[]);
+    cmd.args(["-c", script, &tls.port(), &BIG_LINES.to_string(), BIG_FILL]);
+    let ran = run_bounded(cmd, Duration::from_secs(300));
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        like(
+            ran.stdout.trim_end(),
+            &format!("250 2.0.0 Ok: queued as {QUEUE_ID}")
+        ),
+        "{}",
+        ran.stdout
+    );
+    check_big_message(&tls.dir.join("spool/new"));
+    // The size counts the message as received (SPEC 3 DATABYTES): Subject, blank line, body.
+    let size = 14 + 2 + BIG_LINES * 80;
+    let log = tls.log_after_end();
+    let accepted = format!(
+        "accepted: queue id {QUEUE_ID} from <a@example.net> to 1 recipient(s), {size} bytes"
+    );
+    assert!(log.iter().any(|l| like(l, &accepted)), "{log:#?}");
+    let peak = peak_rss_kib(&tls.server);
+    assert!(peak < 16 * 1024, "peak RSS {peak} KiB");
+}
+
+/// GNU time's line `peak RSS N KiB` in the server's log (written when the session ends).
+fn peak_rss_kib(server: &Server) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        if let Some(n) = log.lines().find_map(|l| {
+            l.strip_prefix("peak RSS ")?
+                .strip_suffix(" KiB")?
+                .parse()
+                .ok()
+        }) {
+            return n;
+        }
+        assert!(Instant::now() < deadline, "no peak RSS line:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The one file in `new/` is the 100 MiB message whole: the spool's SMTP lines, our
+/// Received header, the Subject, then exactly the body lines in order, and the dot.
+fn check_big_message(new: &std::path::Path) {
+    use std::io::BufRead;
+    let files: Vec<PathBuf> = fs::read_dir(new)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let mut r = std::io::BufReader::new(fs::File::open(&files[0]).unwrap());
+    let mut line = Vec::new();
+    let mut next = |line: &mut Vec<u8>| {
+        line.clear();
+        r.read_until(b'\n', line).unwrap();
+        String::from_utf8(line.clone()).unwrap()
+    };
+    let head: Vec<String> = (0..10).map(|_| next(&mut line)).collect();
+    assert_lines_like(
+        &head,
+        &[
+            "HELO big.test\r\n",
+            "MAIL FROM:<a@example.net>\r\n",
+            "RCPT TO:<b@example.com>\r\n",
+            "DATA\r\n",
+            "Received: from big.test ([127.0.0.1])\r\n",
+            "\tby mx.test ([127.0.0.1])\r\n",
+            "\twith ESMTPS via TCP (TLSv1.3 TLS_*); *\r\n",
+            "Subject: big\r\n",
+            "\r\n",
+            &format!("{:08} {BIG_FILL}\r\n", 0),
+        ],
+    );
+    for k in 1..BIG_LINES {
+        let got = next(&mut line);
+        assert_eq!(
+            got,
+            format!("{k:08} {BIG_FILL}\r\n"),
+            "line {k} of the body"
+        );
+    }
+    assert_eq!(next(&mut line), ".\r\n");
+    assert_eq!(next(&mut line), "", "more after the final dot");
+}
