@@ -2,7 +2,7 @@
 """The cost of STARTTLS through s6-ucspitlsd (issue 10), measured by one client for both
 sides: see bench/README.md, section "TLS: bench/tls".
 
-    bench/tls [--quick] [--sessions N] [--rounds N]
+    bench/tls [--quick] [--sessions N] [--rounds N] [--only session|pipeline]
 
 Two benchmarks, each side by side in one run, interleaved round by round:
   session   one-message sessions (EHLO, MAIL, RCPT, 1 KiB, QUIT) into smtpfront-echo, three
@@ -247,6 +247,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="fewer rounds: to check the script")
     p.add_argument("--rounds", type=int, help="rounds of each benchmark")
     p.add_argument("--sessions", type=int, default=40, help="sessions per side per round")
+    p.add_argument("--only", choices=["session", "pipeline"], help="one benchmark")
     args = p.parse_args()
     rounds = args.rounds or (3 if args.quick else 9)
     per_round = 10 if args.quick else args.sessions
@@ -264,8 +265,10 @@ def main():
             os.cpu_count(), os.getloadavg()[0],
             subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True).stdout.strip()))
-        bench_session(servers, rounds, per_round)
-        bench_pipeline(servers, rounds, 1000)
+        if args.only in (None, "session"):
+            bench_session(servers, rounds, per_round)
+        if args.only in (None, "pipeline"):
+            bench_pipeline(servers, rounds, 1000)
     finally:
         for s in servers.values():
             s.stop()
