@@ -100,6 +100,25 @@ pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<libc::c_int> {
     Ok(old)
 }
 
+/// Sets TCP_NODELAY on `fd` (an error, e.g. ENOTSOCK for a pipe, is returned, not fatal).
+pub fn set_tcp_nodelay(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: the option value points to a live c_int and its exact size is passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Whether `fd` is an open descriptor of this process (fcntl F_GETFD succeeds): SPEC 3.1
 /// offers STARTTLS only over descriptors a TLS helper really passed on.
 pub fn fd_is_open(fd: RawFd) -> bool {
@@ -219,5 +238,24 @@ pub fn kill_group(pgid: u32) {
     if pgid > 1 {
         // SAFETY: kill(2) with a negative pid only sends a signal; no memory is involved.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::io::AsRawFd;
+
+    /// The front end sets TCP_NODELAY on a connection shared with a TLS helper: on a TCP
+    /// socket it takes (the kernel reports it back), on a pipe it is an error, ignored.
+    #[test]
+    fn tcp_nodelay_on_a_socket_and_not_on_a_pipe() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert!(!stream.nodelay().unwrap());
+        set_tcp_nodelay(stream.as_raw_fd()).unwrap();
+        assert!(stream.nodelay().unwrap());
+        let (reader, _writer) = std::io::pipe().unwrap();
+        assert!(set_tcp_nodelay(reader.as_raw_fd()).is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! Every run is bounded: forward is killed after RUN_LIMIT, servers when dropped.
 
 mod common;
+use common::postfix::{self, Postfix};
 use common::{command, free_port, run_with_input, scratch, tool, Server, REJECT, SPOOL};
 use smtpfront::spool::format::{Header, Stuffer};
 use std::fs;
@@ -78,6 +79,25 @@ impl Remote {
             all.extend(t.lines().map(str::to_string));
         }
         all
+    }
+}
+
+impl Remote {
+    /// Waits until `n` messages were received (a relay delivers when it likes); returns them.
+    fn wait_received(&self, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + RUN_LIMIT;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages received",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -2090,6 +2110,161 @@ fn failed_handshake_keeps_everything() {
     assert_log(
         &ours.join("\n"),
         &[&format!("{why}: 1 messages, 1 recipients kept")],
+    );
+}
+
+/// Issue 10: forward into a real MTA that insists on TLS. A private Postfix with
+/// `smtpd_tls_security_level = encrypt` (and the test certificate) relays on, in clear, to
+/// the test server; forward runs under s6-tcpclient + s6-ucspitlsc with REQUIRE_TLS. The
+/// message arrives whole behind Postfix's Received header, which says ESMTPS; the queue
+/// ends empty, and both sides log the TLS session.
+#[test]
+fn forward_into_postfix_with_smtpd_tls_encrypt() {
+    let Some(remote) = Remote::start("") else {
+        return;
+    };
+    let Some((cert, key)) = common::test_certificate() else {
+        return;
+    };
+    let relayhost = format!("[127.0.0.1]:{}", remote.port);
+    let settings = [
+        ("smtpd_tls_security_level", "encrypt"),
+        ("smtpd_tls_cert_file", cert.to_str().unwrap()),
+        ("smtpd_tls_key_file", key.to_str().unwrap()),
+        ("relayhost", relayhost.as_str()),
+        ("smtp_tls_security_level", "none"),
+    ];
+    let Some(mta) = Postfix::start("fw-postfix-mta", &settings) else {
+        return;
+    };
+    let dir = spool_dir("fw-postfix");
+    // Every header Postfix would otherwise add for a client on 127.0.0.1 is there.
+    let msg = b"From: <s@example.net>\r\nTo: <a@x.test>\r\n\
+        Date: Wed, 02 Dec 2026 12:00:00 +0000\r\nMessage-ID: <fw.1@example.net>\r\n\
+        Subject: to Postfix\r\n\r\n.a line with a leading dot\r\nthe end\r\n";
+    let f = put(&dir, OLD, "s@example.net", &["a@x.test"], msg);
+    let under = Under::UcspiTlsc { name: "mx.test" };
+    let Some(ran) = forward_u(&dir, mta.port, under, &[("REQUIRE_TLS", "1")]) else {
+        return;
+    };
+    assert_eq!(ran.code, 0, "{}\n{}", ran.log, mta.log());
+    assert!(queue(&dir).is_empty());
+    let lines = log_lines(&ran.log);
+    assert_eq!(lines.len(), 3, "{}", ran.log);
+    let port = mta.port;
+    let tls = lines[0]
+        .strip_prefix(&format!("127.0.0.1:{port}: TLS TLSv1.3 "))
+        .unwrap_or_else(|| panic!("{}", ran.log));
+    let qid = lines[1]
+        .strip_prefix(&format!(
+            "{OLD} to <a@x.test>: delivered: 250 2.0.0 Ok: queued as "
+        ))
+        .unwrap_or_else(|| panic!("{}", ran.log));
+    assert_eq!(
+        lines[2],
+        delivered_lines(OLD, "s@example.net", "a@x.test", &f)[1]
+    );
+    let got = remote.wait_received(1);
+    assert_eq!(got.len(), 1);
+    let (head, rest) = got[0].data.split_at(got[0].data.len() - msg.len());
+    assert_eq!(rest, msg);
+    let head = String::from_utf8(head.to_vec()).unwrap();
+    common::assert_lines_like(
+        &head.split_terminator("\r\n").collect::<Vec<_>>(),
+        &[
+            "Received: from relay.test (unknown [127.0.0.1])",
+            &format!("\tby {} (Postfix) with ESMTPS id {qid}", postfix::HOSTNAME),
+            "\tfor <a@x.test>; *",
+        ],
+    );
+    mta.wait_for_log(
+        "smtpd",
+        &format!("Anonymous TLS connection established from unknown[127.0.0.1]: TLSv1.3 with cipher {tls} *"),
+    );
+}
+
+/// A primary that offers STARTTLS and then answers it `454 4.7.0 TLS not available`.
+const TLS_NOT_AVAILABLE: &str = r#""mode": "raw", "starttls": "454 4.7.0 TLS not available""#;
+
+/// SPEC 7 TLS: REQUIRE_TLS and a primary refusing STARTTLS with 454: nothing sent after
+/// the refusal but QUIT, everything kept, exit 75, the log says why.
+#[test]
+fn starttls_454_with_require_tls_keeps_everything() {
+    let Some(remote) = Remote::start(TLS_NOT_AVAILABLE) else {
+        return;
+    };
+    let dir = spool_dir("fw-tls-454-required");
+    let before = put(
+        &dir,
+        OLD,
+        "s@example.net",
+        &["a@x.test"],
+        &message("x", "x\r\n"),
+    );
+    let under = Under::UcspiTlsc { name: "mx.test" };
+    let Some(ran) = forward_u(&dir, remote.port, under, &[("REQUIRE_TLS", "")]) else {
+        return;
+    };
+    assert_eq!(ran.code, 75, "{}", ran.log);
+    assert_eq!(file(&dir, OLD), before);
+    assert!(remote.received().is_empty());
+    assert!(bounces(&dir).is_empty());
+    assert_eq!(
+        remote.reads(),
+        ["EHLO relay.test\\r\\n", "STARTTLS\\r\\n", "QUIT\\r\\n"]
+    );
+    let why = format!(
+        "127.0.0.1:{}: STARTTLS refused: 454 4.7.0 TLS not available, and REQUIRE_TLS is set",
+        remote.port
+    );
+    let (_, data) = Header::parse(&before).unwrap();
+    assert_log(
+        &ran.log,
+        &[
+            &why,
+            &format!("{OLD} to <a@x.test>: deferred: {why}"),
+            &format!(
+                "{OLD} from <s@example.net>: {} bytes, 1 recipients, 1 left: kept",
+                data.len()
+            ),
+        ],
+    );
+}
+
+/// SPEC 7 TLS, where it is silent: without REQUIRE_TLS a 454 to STARTTLS leaves the
+/// session as it was (RFC 3207 4), and the mail goes on in clear on the same connection,
+/// as Postfix's `smtp_tls_security_level = may` does; the log says so.
+#[test]
+fn starttls_454_without_require_tls_sends_in_clear() {
+    let Some(remote) = Remote::start(TLS_NOT_AVAILABLE) else {
+        return;
+    };
+    let dir = spool_dir("fw-tls-454-clear");
+    let msg = message("clear", "x\r\n");
+    let f = put(&dir, OLD, "s@example.net", &["a@x.test"], &msg);
+    let under = Under::UcspiTlsc { name: "mx.test" };
+    let Some(ran) = forward_u(&dir, remote.port, under, &[]) else {
+        return;
+    };
+    assert_eq!(ran.code, 0, "{}", ran.log);
+    assert!(queue(&dir).is_empty());
+    let got = remote.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, msg);
+    let reads = remote.reads();
+    assert_eq!(reads[..2], ["EHLO relay.test\\r\\n", "STARTTLS\\r\\n"]);
+    assert!(
+        reads[2].starts_with("MAIL FROM:<s@example.net>"),
+        "{reads:?}"
+    );
+    let port = remote.port;
+    let mut want = vec![format!(
+        "127.0.0.1:{port}: STARTTLS refused: 454 4.7.0 TLS not available: sending in clear"
+    )];
+    want.extend(delivered_lines(OLD, "s@example.net", "a@x.test", &f));
+    assert_log(
+        &ran.log,
+        &want.iter().map(String::as_str).collect::<Vec<_>>(),
     );
 }
 

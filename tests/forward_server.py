@@ -34,6 +34,8 @@ CONFIG keys (all optional but "outdir"):
               the same write); the message is read only if it starts with "354"
   extra       {"MAIL": "250 2.0.0 Extra", ...}: a second reply sent after the reply to
               that command, in the same write (a remote out of step)
+  starttls    a reply line, e.g. "454 4.7.0 TLS not available": EHLO lists STARTTLS and
+              STARTTLS gets that reply (raw mode has no TLS; the session goes on in clear)
 """
 
 import asyncio
@@ -197,6 +199,8 @@ class Raw:
                 return
             if refused:
                 await self.send("503 5.5.1 Go away")
+            elif line.upper() == b"STARTTLS" and "starttls" in CFG:
+                await self.send(CFG["starttls"])
             elif verb == b"EHLO":
                 if not CFG.get("ehlo", True):
                     await self.send("502 5.5.1 EHLO not implemented")
@@ -205,6 +209,8 @@ class Raw:
                 ext = ["raw.test", "SIZE 0", "8BITMIME"]
                 if CFG.get("pipelining", True):
                     ext.append("PIPELINING")
+                if "starttls" in CFG:
+                    ext.append("STARTTLS")
                 await self.send(*["250-" + e for e in ext[:-1]], "250 " + ext[-1])
             elif verb == b"HELO":
                 helo = arg

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::postfix::Postfix;
 use common::{assert_lines_like, command, like, python, run_bounded, scratch, tool, Server};
 use common::{QUEUE_ID, REJECT, SPOOL};
 use std::fs;
@@ -24,6 +25,12 @@ struct Tls {
 
 impl Tls {
     fn start(name: &str, env: &[(&str, &str)]) -> Option<Tls> {
+        Tls::start_chain(name, env, &[REJECT, SPOOL], &[])
+    }
+
+    /// `tcpserver OPTS... s6-ucspitlsd -- CHAIN...` (`-v` in OPTS: tcpserver logs each
+    /// child's exit status).
+    fn start_chain(name: &str, env: &[(&str, &str)], chain: &[&str], opts: &[&str]) -> Option<Tls> {
         let bin = common::s6_networking()?;
         let (cert, key) = common::test_certificate()?;
         let dir = scratch(name);
@@ -40,16 +47,34 @@ impl Tls {
             ("RELAYCLIENT", ""),
         ];
         vars.extend_from_slice(env);
-        let server = Server::start_with(
-            &[ucspitlsd.to_str().unwrap(), "--", REJECT, SPOOL],
-            &vars,
-            &["-c", "10", "-l", "mx.test"],
-        )?;
+        let mut argv = vec![ucspitlsd.to_str().unwrap(), "--"];
+        argv.extend_from_slice(chain);
+        let mut all_opts = vec!["-c", "10", "-l", "mx.test"];
+        all_opts.extend_from_slice(opts);
+        let server = Server::start_with(&argv, &vars, &all_opts)?;
         Some(Tls { dir, server })
     }
 
     fn port(&self) -> String {
         self.server.port.to_string()
+    }
+
+    /// Waits (with a deadline) until `n` messages are in `new/`; returns them.
+    fn wait_stored(&self, n: usize, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let stored = self.stored();
+            if stored.len() >= n {
+                return stored;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages stored after {limit:?}:\n{}",
+                stored.len(),
+                self.server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn stored(&self) -> Vec<String> {
@@ -83,6 +108,28 @@ impl Tls {
                 return lines;
             }
             assert!(Instant::now() < deadline, "no end line in the log:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The exit status tcpserver (`-v`) logged for the session whose smtpfront-spool logged
+    /// `end_line` (s6-ucspitlsd execs into the chain: the PID is tcpserver's child's).
+    fn exit_status_of(&self, end_line: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.server.log();
+            let pid = log
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("smtpfront-spool[")?
+                        .strip_suffix(&format!("]: {end_line}"))
+                })
+                .unwrap_or_else(|| panic!("no {end_line:?} in the log:\n{log}"));
+            let prefix = format!("tcpserver: end {pid} status ");
+            if let Some(status) = log.lines().find_map(|l| l.strip_prefix(&prefix)) {
+                return status.to_string();
+            }
+            assert!(Instant::now() < deadline, "no exit status of {pid}:\n{log}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -433,4 +480,265 @@ fn auth_only_after_tls_and_received_says_esmtpsa() {
         &received(&stored[0])[2..],
         &["\twith ESMTPSA via TCP (TLSv1.3 TLS_*); *"],
     );
+}
+
+/// Issue 10: a real MTA relays into the chain with `smtp_tls_security_level = encrypt`. A
+/// private Postfix gets a message by SMTP and relays it over TLS into s6-ucspitlsd +
+/// smtpfront-spool: it arrives whole behind Postfix's Received header and ours says
+/// ESMTPS; Postfix logs the TLS connection it made.
+#[test]
+fn postfix_relays_into_the_chain_with_tls_encrypt() {
+    let Some(tls) = Tls::start("tls-postfix", &[]) else {
+        return;
+    };
+    let relayhost = format!("[127.0.0.1]:{}", tls.port());
+    let settings = [
+        ("relayhost", relayhost.as_str()),
+        ("smtp_tls_security_level", "encrypt"),
+    ];
+    let Some(mta) = Postfix::start("tls-postfix-mta", &settings) else {
+        return;
+    };
+    let message = b"From: <a@example.net>\r\nTo: <b@example.com>\r\n\
+        Date: Wed, 02 Dec 2026 12:00:00 +0000\r\nMessage-ID: <tls.1@example.net>\r\n\
+        Subject: through Postfix\r\n\r\n.a line with a leading dot\r\nthe end\r\n";
+    let Some(reply) = mta.inject("a@example.net", "b@example.com", message) else {
+        return;
+    };
+    let qid = reply
+        .strip_prefix("250 2.0.0 Ok: queued as ")
+        .unwrap_or_else(|| panic!("{reply}"));
+    let stored = tls.wait_stored(1, Duration::from_secs(60));
+    let lines: Vec<&str> = stored[0].split("\r\n").collect();
+    assert_eq!(
+        lines[..4],
+        [
+            "HELO postfix.test",
+            "MAIL FROM:<a@example.net>",
+            "RCPT TO:<b@example.com>",
+            "DATA"
+        ]
+    );
+    assert_lines_like(
+        &lines[4..10],
+        &[
+            "Received: from postfix.test ([127.0.0.1])",
+            "\tby mx.test ([127.0.0.1])",
+            "\twith ESMTPS via TCP (TLSv1.3 TLS_*); *",
+            "Received: from client.test (unknown [127.0.0.1])",
+            &format!("\tby postfix.test (Postfix) with ESMTP id {qid}"),
+            "\tfor <b@example.com>; *",
+        ],
+    );
+    // The message whole, as stored: dot-stuffed, then the final dot.
+    let rest = lines[10..].join("\r\n");
+    let want = String::from_utf8(message.to_vec())
+        .unwrap()
+        .replace("\n.a", "\n..a")
+        + ".\r\n";
+    assert_eq!(rest, want);
+    let cipher = lines[6]
+        .strip_prefix("\twith ESMTPS via TCP (TLSv1.3 ")
+        .and_then(|l| l.split_once(')'))
+        .unwrap()
+        .0;
+    let port = tls.port();
+    let peer = format!("127.0.0.1[127.0.0.1]:{port}");
+    mta.wait_for_log(
+        "smtp",
+        &format!("Untrusted TLS connection established to {peer}: TLSv1.3 with cipher {cipher} *"),
+    );
+    mta.wait_for_log(
+        "smtp",
+        &format!(
+            "{qid}: to=<b@example.com>, relay={peer}, delay=*, dsn=2.0.0, \
+             status=sent (250 2.0.0 Ok: queued as {QUEUE_ID})"
+        ),
+    );
+}
+
+/// SPEC 3 (a timeout: `421 4.4.2`, nothing half-stored, exit) inside TLS: after the
+/// handshake, a client that sends `steps` and then nothing gets the 421 inside TLS after
+/// TIMEOUT, nothing is stored, and the front end exits 0 (tcpserver -v says so).
+fn timeout_inside_tls(name: &str, steps: &[&str], replies: &[&str]) {
+    let Some(tls) = Tls::start_chain(name, &[("TIMEOUT", "2")], &[REJECT, SPOOL], &["-v"]) else {
+        return;
+    };
+    let mut all = vec!["1:STARTTLS", "TLS"];
+    all.extend_from_slice(steps);
+    all.extend(["READ", "EOF"]);
+    let started = Instant::now();
+    let Some(out) = tls.script(&all) else {
+        return;
+    };
+    let took = started.elapsed();
+    let mut want = vec![GREETING, READY, "TLS TLSv1.3 *"];
+    want.extend_from_slice(replies);
+    want.extend(["421 4.4.2 Timeout, closing the connection", "EOF"]);
+    assert_lines_like(&out, &want);
+    // TIMEOUT=2, and a loaded 2-core machine gets a generous margin.
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let log = tls.log_after_end();
+    // (The first end line may be tcpserver's start-up probe, which read nothing.)
+    let pattern = "end: remote 127.0.0.1 helo none messages 0 bytes in # out #: timeout (TIMEOUT)";
+    let end = log
+        .iter()
+        .find(|l| like(l, pattern))
+        .unwrap_or_else(|| panic!("{log:#?}"));
+    assert_eq!(tls.exit_status_of(end), "0");
+    assert!(tls.stored().is_empty());
+    assert!(fs::read_dir(tls.dir.join("spool/tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn timeout_right_after_the_handshake_421_inside_tls() {
+    timeout_inside_tls("tls-timeout-idle", &[], &[]);
+}
+
+#[test]
+fn timeout_in_the_middle_of_data_inside_tls_stores_nothing() {
+    timeout_inside_tls(
+        "tls-timeout-data",
+        &[
+            "3:MAIL FROM:<a@example.net>|RCPT TO:<b@example.com>|DATA",
+            "RAW:Subject: half a message\r\n\r\nand then nothing",
+        ],
+        &[
+            "250 2.1.0 Sender accepted",
+            "250 2.1.5 Recipient accepted",
+            "354 End your message with a line holding only a dot",
+        ],
+    );
+}
+
+/// The 100 MiB body of [`big_message_over_tls_in_bounded_memory`]: line K is `K` in 8
+/// digits, a space, 69 letters, CRLF (80 bytes); the client sends the same lines.
+const BIG_LINES: usize = 100 * 1024 * 1024 / 80;
+const BIG_FILL: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg";
+
+/// Issue 10 / SPEC 3 (memory stays bounded whatever the client sends): one 100 MiB message
+/// over TLS into smtpfront-spool. It is stored whole (every line checked), and the front
+/// end's peak RSS, as GNU time measures it around smtpfront-spool, stays under 16 MiB.
+#[test]
+fn big_message_over_tls_in_bounded_memory() {
+    let Some(time) = tool("time") else {
+        return;
+    };
+    let time = time.to_str().unwrap().to_string();
+    let chain = [time.as_str(), "-f", "peak RSS %M KiB", SPOOL];
+    let Some(tls) = Tls::start_chain("tls-big", &[], &chain, &[]) else {
+        return;
+    };
+    let Some(py) = python() else {
+        return;
+    };
+    let script = r#"
+import smtplib, ssl, sys
+lines, fill = int(sys.argv[2]), sys.argv[3].encode()
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="big.test", timeout=120)
+s.starttls(context=ctx)
+s.ehlo()
+s.mail("a@example.net")
+s.rcpt("b@example.com")
+code, _ = s.docmd("DATA")
+assert code == 354, code
+s.send(b"Subject: big\r\n\r\n")
+for start in range(0, lines, 1024):
+    s.send(b"".join(b"%08d %s\r\n" % (k, fill) for k in range(start, min(start + 1024, lines))))
+s.send(b".\r\n")
+code, text = s.getreply()
+print(code, text.decode())
+s.quit()
+"#;
+    let mut cmd = command(py, &[]);
+    cmd.args(["-c", script, &tls.port(), &BIG_LINES.to_string(), BIG_FILL]);
+    let ran = run_bounded(cmd, Duration::from_secs(300));
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        like(
+            ran.stdout.trim_end(),
+            &format!("250 2.0.0 Ok: queued as {QUEUE_ID}")
+        ),
+        "{}",
+        ran.stdout
+    );
+    check_big_message(&tls.dir.join("spool/new"));
+    // The size counts the message as received (SPEC 3 DATABYTES): Subject, blank line, body.
+    let size = 14 + 2 + BIG_LINES * 80;
+    let log = tls.log_after_end();
+    let accepted = format!(
+        "accepted: queue id {QUEUE_ID} from <a@example.net> to 1 recipient(s), {size} bytes"
+    );
+    assert!(log.iter().any(|l| like(l, &accepted)), "{log:#?}");
+    let peak = peak_rss_kib(&tls.server);
+    assert!(peak < 16 * 1024, "peak RSS {peak} KiB");
+}
+
+/// GNU time's line `peak RSS N KiB` in the server's log (written when the session ends).
+fn peak_rss_kib(server: &Server) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        if let Some(n) = log.lines().find_map(|l| {
+            l.strip_prefix("peak RSS ")?
+                .strip_suffix(" KiB")?
+                .parse()
+                .ok()
+        }) {
+            return n;
+        }
+        assert!(Instant::now() < deadline, "no peak RSS line:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The one file in `new/` is the 100 MiB message whole: the spool's SMTP lines, our
+/// Received header, the Subject, then exactly the body lines in order, and the dot.
+fn check_big_message(new: &std::path::Path) {
+    use std::io::BufRead;
+    let files: Vec<PathBuf> = fs::read_dir(new)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let mut r = std::io::BufReader::new(fs::File::open(&files[0]).unwrap());
+    let mut line = Vec::new();
+    let mut next = |line: &mut Vec<u8>| {
+        line.clear();
+        r.read_until(b'\n', line).unwrap();
+        String::from_utf8(line.clone()).unwrap()
+    };
+    let head: Vec<String> = (0..10).map(|_| next(&mut line)).collect();
+    assert_lines_like(
+        &head,
+        &[
+            "HELO big.test\r\n",
+            "MAIL FROM:<a@example.net>\r\n",
+            "RCPT TO:<b@example.com>\r\n",
+            "DATA\r\n",
+            "Received: from big.test ([127.0.0.1])\r\n",
+            "\tby mx.test ([127.0.0.1])\r\n",
+            "\twith ESMTPS via TCP (TLSv1.3 TLS_*); *\r\n",
+            "Subject: big\r\n",
+            "\r\n",
+            &format!("{:08} {BIG_FILL}\r\n", 0),
+        ],
+    );
+    for k in 1..BIG_LINES {
+        let got = next(&mut line);
+        assert_eq!(
+            got,
+            format!("{k:08} {BIG_FILL}\r\n"),
+            "line {k} of the body"
+        );
+    }
+    assert_eq!(next(&mut line), ".\r\n");
+    assert_eq!(next(&mut line), "", "more after the final dot");
 }

@@ -8,6 +8,7 @@ STEP is one of
     TLS             start TLS on the socket (no certificate check); prints
                     "TLS <version> <cipher>"; bytes read ahead in clear print "LEFTOVER"
     RAW:TEXT        send TEXT as it is, read nothing
+    READ            read one reply, send nothing
     EOF             read until the server closes: prints "EOF" (or "TIMEOUT" after 20 s)
 
 Prints every reply line received, one a line, the greeting first.
@@ -55,6 +56,8 @@ def main():
                 tls = ctx.wrap_socket(conn.sock)
                 print("TLS", tls.version(), tls.cipher()[0], flush=True)
                 conn = Conn(tls)
+            elif step == "READ":
+                conn.reply()
             elif step.startswith("RAW:"):
                 conn.sock.sendall(step[4:].encode())
             elif step == "EOF":

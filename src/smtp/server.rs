@@ -336,6 +336,12 @@ pub fn serve<B: Backend>(mut session: Session<B>) -> i32 {
     };
     if helper.is_some() {
         session.offer_starttls();
+        // The helper shares our socket (fds 0/1) and writes each TLS record as it comes:
+        // with Nagle on, the reply after the handshake waits for the client's delayed ACK
+        // of the session tickets, 40 ms a session (bench/tls). tcpserver has no option to
+        // set TCP_NODELAY; the socket is one for both processes, so set it here. Not a
+        // socket (a pipe, inetd's tests): nothing to do.
+        let _ = sys::set_tcp_nodelay(OUT);
     } else if session.settings().require_tls {
         // SPEC 2: REQUIRE_TLS applies where STARTTLS is available; say so where it is not.
         log::line(

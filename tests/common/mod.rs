@@ -3,6 +3,8 @@
 //! pipes, and start one under a real `tcpserver` on a free loopback port.
 #![allow(dead_code)]
 
+pub mod postfix;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
