@@ -1,0 +1,190 @@
+//! SPEC 3.3 `251`: is any message of `new/` for the node? Asked while the client waits for
+//! its answer, over a queue that may hold tens of thousands of files, so it must be cheap:
+//! it stops at the first message for the node, reads only the envelope lines at the head of
+//! each file (one read of [`HEAD_READ`] bytes in the common case, never more than
+//! [`MAX_HEAD`]), and never sorts the directory.
+
+use super::Node;
+use crate::spool::format::EnvelopeParser;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// One read: the envelope of an ordinary message (HELO, MAIL, a few RCPTs, DATA) fits.
+const HEAD_READ: usize = 4096;
+/// Most envelope bytes read from one file. A file may hold 1 MiB of recipients (the front
+/// end's limit, SPEC 3); past this bound it counts as waiting, unread: the scan stays cheap
+/// and no mail is left behind by a wrong 251.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// What the head of one file says about the node.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    For,
+    NotFor,
+    /// Not a message file (forward moves it to `bad/`), or gone meanwhile.
+    Skip,
+}
+
+/// Whether some message in `new` has a recipient the node wants.
+pub fn waiting(new: &Path, node: &Node) -> io::Result<bool> {
+    let mut head = Vec::with_capacity(HEAD_READ);
+    for entry in fs::read_dir(new)? {
+        let entry = entry?;
+        // readdir's type, no stat: only regular files are messages (SPEC 7 moves the rest).
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        if examine(&entry.path(), node, &mut head) == Verdict::For {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Reads the envelope of one file, bounded, and matches its recipients.
+fn examine(path: &Path, node: &Node, head: &mut Vec<u8>) -> Verdict {
+    // O_NONBLOCK: a FIFO put there since readdir never blocks the session; no links.
+    let Ok(file) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return Verdict::Skip;
+    };
+    head.clear();
+    match read_envelope(file, head) {
+        Ok(Some(end)) => matches(&head[..end], node),
+        Ok(None) => Verdict::For,
+        Err(_) => Verdict::Skip,
+    }
+}
+
+/// Fills `head` until it holds the `DATA` line: `Some(length of the envelope)`, or `None`
+/// when the envelope is longer than [`MAX_HEAD`].
+fn read_envelope(mut file: File, head: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let mut searched = 0;
+    loop {
+        if let Some(end) = envelope_end(head, searched) {
+            return Ok(Some(end));
+        }
+        if head.len() >= MAX_HEAD {
+            return Ok(None);
+        }
+        searched = head.len().saturating_sub(b"\r\nDATA\r\n".len());
+        // One read system call per step, each twice the last: 4, 8, 16, 32 KiB.
+        let start = head.len();
+        let want = (MAX_HEAD - start).min(HEAD_READ.max(start));
+        head.resize(start + want, 0);
+        let n = file.read(&mut head[start..])?;
+        head.truncate(start + n);
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "no DATA line"));
+        }
+    }
+}
+
+/// The end of the `DATA` line that closes the envelope, searching from `from`.
+fn envelope_end(head: &[u8], from: usize) -> Option<usize> {
+    const DATA: &[u8] = b"\r\nDATA\r\n";
+    head.get(from..)?
+        .windows(DATA.len())
+        .position(|w| w == DATA)
+        .map(|i| from + i + DATA.len())
+}
+
+/// The envelope through the spool's own parser (one reading of the format, SPEC 6).
+fn matches(envelope: &[u8], node: &Node) -> Verdict {
+    let mut parser = EnvelopeParser::new(usize::MAX);
+    for line in envelope.split(|&b| b == b'\n') {
+        let Some(line) = line.strip_suffix(b"\r") else {
+            continue; // the empty piece after the last CRLF
+        };
+        match parser.line(line) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(_) => return Verdict::Skip,
+        }
+    }
+    match parser.finish() {
+        Ok((header, _)) if header.recipients.iter().any(|r| node.wants(r)) => Verdict::For,
+        Ok(_) => Verdict::NotFor,
+        Err(_) => Verdict::Skip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, rcpts: &[&str]) {
+        let mut s = String::from("HELO h\r\nMAIL FROM:<s@example.net>\r\n");
+        for r in rcpts {
+            s += &format!("RCPT TO:<{r}>\r\n");
+        }
+        s += "DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n";
+        fs::write(dir.join(name), s).unwrap();
+    }
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("etrn-scan-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn finds_the_domain_among_others() {
+        let d = dir("find");
+        let node = Node::parse("example.com").unwrap();
+        assert!(!waiting(&d, &node).unwrap());
+        file(&d, "1", &["a@example.org"]);
+        file(&d, ".hidden", &["a@example.com"]);
+        assert!(!waiting(&d, &node).unwrap());
+        file(&d, "2", &["b@example.org", "c@Example.COM"]);
+        assert!(waiting(&d, &node).unwrap());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn broken_files_do_not_count_and_huge_envelopes_do() {
+        let d = dir("bounds");
+        let node = Node::parse("example.com").unwrap();
+        fs::write(
+            d.join("1"),
+            "HELO h\r\nMAIL FROM:<a@b>\r\nRCPT TO:<x@example.com>\r\n",
+        )
+        .unwrap();
+        fs::write(
+            d.join("2"),
+            "not a message file\r\nRCPT TO:<x@example.com>\r\n",
+        )
+        .unwrap();
+        fs::create_dir(d.join("3")).unwrap();
+        assert!(!waiting(&d, &node).unwrap());
+        // Recipients elsewhere beyond MAX_HEAD: unread, so it counts.
+        let many: Vec<String> = (0..5000).map(|i| format!("r{i}@example.org")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        file(&d, "4", &many);
+        assert!(waiting(&d, &node).unwrap());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn envelope_over_several_reads() {
+        let d = dir("reads");
+        let node = Node::parse("@example.com").unwrap();
+        let many: Vec<String> = (0..500).map(|i| format!("r{i}@example.org")).collect();
+        let mut rcpts: Vec<&str> = many.iter().map(String::as_str).collect();
+        file(&d, "1", &rcpts);
+        assert!(!waiting(&d, &node).unwrap());
+        rcpts.push("last@mx.example.com");
+        file(&d, "1", &rcpts);
+        assert!(waiting(&d, &node).unwrap());
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
