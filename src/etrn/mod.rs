@@ -21,7 +21,8 @@
 //!   in `RCPTHOSTS` itself or through a `.parent` entry, as a recipient domain would be;
 //! * nothing waiting: 251 and no byte written (no run is started for nothing), also when
 //!   no forward waits; a message whose envelope cannot be read within the bound counts as
-//!   waiting (one run too many costs less than mail left waiting);
+//!   waiting, and so does the queue when the scan runs out of time ([`scan::BUDGET`]): one
+//!   run too many costs less than mail left waiting;
 //! * a node is ASCII letters, digits, `-`, `.` (and `_` in a queue name), at most 255
 //!   bytes, a trailing dot allowed: anything else, or nothing, is `501 5.5.4`.
 
@@ -30,6 +31,7 @@ pub mod trigger;
 
 use crate::reply::Reply;
 use crate::spool::Spool;
+use scan::Found;
 use std::fmt;
 
 /// RFC 1035: a domain name is at most 255 bytes; a queue name gets the same room.
@@ -165,9 +167,15 @@ pub fn log(arg: &str, ip: Option<&str>, helo: Option<&str>, answer: &Reply) {
 /// The answer to an allowed ETRN: 251 when nothing waits for the node, else a byte into the
 /// trigger FIFO and 250, or 458 when nobody can take it. Why a 458 is logged here.
 pub fn start(spool: &Spool, node: &Node) -> Reply {
-    match scan::waiting(spool.new_dir(), node) {
-        Ok(false) => return nothing_waiting(node),
-        Ok(true) => {}
+    let deadline = std::time::Instant::now() + scan::BUDGET;
+    match scan::waiting(spool.new_dir(), node, deadline) {
+        Ok(Found::Nothing) => return nothing_waiting(node),
+        Ok(Found::Waiting) => {}
+        Ok(Found::OutOfTime(files)) => crate::log::line(&format!(
+            "ETRN: {files} files of {} read in {} ms, none for {node} yet: counted as waiting",
+            spool.new_dir().display(),
+            scan::BUDGET.as_millis()
+        )),
         // The queue could not be read: ask for a run anyway, forward will say more.
         Err(e) => crate::log::line(&format!(
             "ETRN: cannot read {}: {e}",
