@@ -1,8 +1,9 @@
 //! smtpfront-reject: maintenance mode in front of any chain. With `SMTPREJECT` set it
-//! speaks just enough SMTP to refuse every MAIL, RCPT and DATA with that text (`451 4.3.2`,
-//! or `553 5.7.1` when the text starts with `-`), answers HELO/EHLO/RSET/NOOP/QUIT normally,
-//! and keeps all the limits and timeouts of a session. Without it, it `exec`s its
-//! arguments, leaving the environment and descriptors untouched (the program is invisible).
+//! speaks just enough SMTP to refuse every MAIL, RCPT, DATA and ETRN with that text
+//! (`451 4.3.2`, or `553 5.7.1` when the text starts with `-`), answers
+//! HELO/EHLO/RSET/NOOP/QUIT normally, and keeps all the limits and timeouts of a session.
+//! Without it, it `exec`s its arguments, leaving the environment and descriptors untouched
+//! (the program is invisible).
 
 use crate::backend::{Approval, Backend, EtrnSupport, Queued};
 use crate::config::Settings;
