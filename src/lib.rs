@@ -26,6 +26,7 @@ pub mod base64;
 pub mod cdb;
 pub mod config;
 pub mod envelope;
+pub mod etrn;
 pub mod forward;
 pub mod frontend;
 pub mod headers;

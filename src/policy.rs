@@ -171,6 +171,17 @@ impl Policy {
         })
     }
 
+    /// SPEC 3.3: whether `domain` is in `RCPTHOSTS` (ETRN without RELAYCLIENT or AUTH).
+    pub fn lists_domain(&self, domain: &str) -> Result<bool, Reply> {
+        match self {
+            Policy::Hosts(hosts, path) => hosts.contains(domain).map_err(|e| {
+                crate::log::line(&format!("RCPTHOSTS {}: {e}", path.display()));
+                reply::RCPTHOSTS_FAILED
+            }),
+            Policy::Unconfigured | Policy::ApprovedOnly => Ok(false),
+        }
+    }
+
     /// The verdict for an unapproved recipient.
     pub fn check(&self, recipient: &str) -> Result<(), Reply> {
         match self {

@@ -1,12 +1,14 @@
 //! smtpfront-reject: maintenance mode in front of any chain. With `SMTPREJECT` set it
-//! speaks just enough SMTP to refuse every MAIL, RCPT and DATA with that text (`451 4.3.2`,
-//! or `553 5.7.1` when the text starts with `-`), answers HELO/EHLO/RSET/NOOP/QUIT normally,
-//! and keeps all the limits and timeouts of a session. Without it, it `exec`s its
-//! arguments, leaving the environment and descriptors untouched (the program is invisible).
+//! speaks just enough SMTP to refuse every MAIL, RCPT, DATA and ETRN with that text
+//! (`451 4.3.2`, or `553 5.7.1` when the text starts with `-`), answers
+//! HELO/EHLO/RSET/NOOP/QUIT normally, and keeps all the limits and timeouts of a session.
+//! Without it, it `exec`s its arguments, leaving the environment and descriptors untouched
+//! (the program is invisible).
 
-use crate::backend::{Approval, Backend, Queued};
+use crate::backend::{Approval, Backend, EtrnSupport, Queued};
 use crate::config::Settings;
 use crate::envelope::Envelope;
+use crate::etrn::Node;
 use crate::frontend;
 use crate::log;
 use crate::reply::{self, Reply};
@@ -63,6 +65,16 @@ impl Backend for Refuse {
     /// SPEC 2: while it refuses, AUTH is neither offered nor run (like rblsmtpd).
     fn auth_allowed(&self) -> bool {
         false
+    }
+
+    /// SPEC 3.3: in front of smtpfront-spool, ETRN is refused like everything else while
+    /// the chain refuses (with the operator's text), though not listed in EHLO.
+    fn etrn_support(&self) -> EtrnSupport {
+        EtrnSupport::Unlisted
+    }
+
+    fn etrn(&mut self, _node: &Node, _privileged: bool) -> Reply {
+        self.refusal.clone()
     }
 }
 

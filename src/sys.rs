@@ -241,6 +241,100 @@ pub fn kill_group(pgid: u32) {
     }
 }
 
+/// mkfifo(2): a FIFO at `path` with `mode` (less the umask).
+pub fn mkfifo(path: &std::path::Path, mode: libc::mode_t) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in path"))?;
+    // SAFETY: c is a valid NUL-terminated string for the duration of the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), mode) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Set by the SIGALRM handler of [`catch_alarm`].
+static ALARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    ALARMED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGALRM (daemontools' `svc -a`, runit's `sv alarm`) is caught, and blocked except
+/// inside [`wait_readable_or_alarm`]: an alarm that comes before the wait is held until the
+/// wait lets it in, so it can never fall between a check and the sleep.
+pub fn catch_alarm() -> io::Result<()> {
+    // SAFETY: the sigset and sigaction structures are zeroed, then set up by the libc calls
+    // meant for them; the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        libc::sigaddset(&mut block, libc::SIGALRM);
+        if libc::sigprocmask(libc::SIG_BLOCK, &block, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        // No SA_RESTART: the wait must return.
+        if libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// How [`wait_readable_or_alarm`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woken {
+    Readable,
+    Alarm,
+    Timeout,
+}
+
+/// Waits until `fd` is readable (or hung up), SIGALRM arrives (after [`catch_alarm`]), or
+/// `deadline` passes. ppoll unblocks SIGALRM only for the wait itself.
+pub fn wait_readable_or_alarm(fd: RawFd, deadline: Instant) -> io::Result<Woken> {
+    use std::sync::atomic::Ordering;
+    // SAFETY: the mask is read into a zeroed sigset_t and changed with the libc calls.
+    let open_mask = unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        if libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::sigdelset(&mut mask, libc::SIGALRM);
+        mask
+    };
+    loop {
+        if ALARMED.swap(false, Ordering::SeqCst) {
+            return Ok(Woken::Alarm);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ts = libc::timespec {
+            tv_sec: left.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+            tv_nsec: left.subsec_nanos().into(),
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: pfd, ts and open_mask are valid for the duration of the call; nfds is 1.
+        let n = unsafe { libc::ppoll(&mut pfd, 1, &ts, &open_mask) };
+        if n > 0 {
+            return Ok(Woken::Readable);
+        }
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        } else if Instant::now() >= deadline {
+            return Ok(Woken::Timeout);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

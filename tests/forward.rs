@@ -1243,6 +1243,7 @@ fn help_prints_the_usage_and_exits_0() {
         "usage: forward [-h helohost] [-t seconds] host[:port]\n\
          \x20      forward [-h helohost] [-t seconds] -u\n\
          \x20      forward --list\n\
+         \x20      forward --wait seconds\n\
          \x20      forward --help\n\
          \x20 -u: send over the connection of a UCSPI client (read fd 6, write fd 7), e.g.\n\
          \x20     s6-tcpclient mx 25 s6-ucspitlsc -- forward -u  (STARTTLS through the helper)\n"

@@ -234,16 +234,17 @@ impl Loop {
         assert_eq!(unsafe { libc::kill(self.pid() as i32, sig) }, 0);
     }
 
-    /// Waits until the loop sleeps: its `sleep` child exists, so the run before is over.
+    /// Waits until the loop waits: its `forward --wait INTERVAL` child exists (not the
+    /// `forward --wait 0` that makes the FIFO), so the run before is over.
     fn wait_sleeping(&self) {
         let pid = self.pid();
         wait_until(
-            "the loop never slept",
+            "the loop never waited",
             || self.log(),
             || {
                 group_members(pid)
                     .iter()
-                    .any(|&(p, ppid, ref comm)| p != pid && ppid == pid && comm == "sleep")
+                    .any(|&(p, ppid, _)| ppid == pid && waits(p))
             },
         );
     }
@@ -279,6 +280,15 @@ fn group_members(pgid: u32) -> Vec<(u32, u32, String)> {
         }
     }
     found
+}
+
+/// Whether process `pid` is `forward --wait N` with N other than 0 (from /proc/PID/cmdline).
+fn waits(pid: u32) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    matches!(args.as_slice(), [prog, b"--wait", n, b""] if prog.ends_with(b"forward") && *n != b"0")
 }
 
 /// The real uid of a process ("Uid:" line of /proc/PID/status).
@@ -587,6 +597,103 @@ fn log_script_stamps_lines_into_main_current() {
             "forward-loop[41]: forward exited 78: usage or configuration error (see above)",
         ],
     );
+}
+
+// ------------------------------------------------------------------------ ETRN
+
+/// SPEC 3.3 end to end: mail waits for a primary that is down; the primary comes up and says
+/// `ETRN example.com` (Python's smtplib) to smtpfront-spool under tcpserver; the loop, waiting
+/// in `forward --wait 300`, sends the mail within two seconds instead of five minutes.
+#[test]
+fn etrn_from_the_primary_sends_the_mail_at_once() {
+    let (Some(()), Some(_), Some(py)) = (tools(), tool("smtp-sink"), common::python()) else {
+        return;
+    };
+    let port = free_port();
+    let target = format!("127.0.0.1:{port}");
+    let dir = Dir::new("svcfw-etrn", &[("PRIMARY", &target), ("INTERVAL", "300")]);
+    dir.store(2, "etrn");
+    let run = Loop::start(&dir);
+    wait_until(
+        "a refused connection",
+        || run.log(),
+        || count_lines(&run.log(), "forward", &format!("{target}: ")) >= 1,
+    );
+    run.wait_sleeping();
+    assert_eq!(dir.queued(), 2);
+    // The loop itself holds the FIFO open (for an ETRN during a run), as its comment says.
+    let fifo = dir.spool().join("trigger");
+    let held = fs::read_dir(format!("/proc/{}/fd", run.pid()))
+        .unwrap()
+        .flatten()
+        .any(|fd| fs::read_link(fd.path()).is_ok_and(|p| p == fifo));
+    assert!(held, "the loop does not hold {}", fifo.display());
+    let Some(_sink) = Sink::start(port) else {
+        return;
+    };
+    // The backup MX's front end, as the README deploys it: RCPTHOSTS names the primary's
+    // domain, so the primary may ask without RELAYCLIENT.
+    let rcpthosts = dir.root.join("rcpthosts");
+    fs::write(&rcpthosts, "example.com\n").unwrap();
+    let spool = dir.spool().to_str().unwrap().to_string();
+    let env = [
+        ("SPOOLDIR", spool.as_str()),
+        ("RCPTHOSTS", rcpthosts.to_str().unwrap()),
+    ];
+    let Some(front) = common::Server::start(&[SPOOL], &env, 5) else {
+        return;
+    };
+    let script = format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {}, local_hostname='primary.test')\n\
+         s.ehlo()\n\
+         print('etrn' in s.esmtp_features)\n\
+         print(s.docmd('ETRN', 'example.com'))\n\
+         s.quit()\n",
+        front.port
+    );
+    let mut client = command(py, &[]);
+    client.args(["-c", &script]);
+    let said = common::run_bounded(client, LIMIT);
+    let asked = Instant::now();
+    assert_eq!(
+        said.stdout,
+        "True\n(250, b'2.0.0 Queuing for node example.com started')\n",
+        "{}{}",
+        said.stderr,
+        front.log()
+    );
+    let deadline = asked + Duration::from_secs(2);
+    while !(dir.queued() == 0 && run.log().matches(": delivered: 250").count() == 2) {
+        assert!(
+            Instant::now() < deadline,
+            "the mail did not go within 2 s of the ETRN\n{}",
+            run.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        count_lines(
+            &run.log(),
+            "forward",
+            "woken by ETRN: the queue is sent now"
+        ),
+        1,
+        "{}",
+        run.log()
+    );
+    let front_log = front.log();
+    assert_eq!(
+        common::log_lines_of(&front_log, "smtpfront-spool")
+            .iter()
+            .filter(|l| l.starts_with("ETRN "))
+            .collect::<Vec<_>>(),
+        [&"ETRN example.com from 127.0.0.1 helo primary.test: 250 2.0.0 Queuing for node example.com started"],
+        "{front_log}"
+    );
+    // The run is over and the loop waits again, with nothing to report.
+    run.wait_sleeping();
+    assert!(!run.log().contains("forward-loop["), "{}", run.log());
 }
 
 // ------------------------------------------------------------------------ TLS

@@ -339,7 +339,7 @@ fn swaks_pipelined_stored_byte_for_byte() {
             .unwrap_or_else(|| panic!("{shown:?} not in:\n{transcript}"))
     };
     assert!(
-        common::swaks_server_lines(&transcript).contains(&"250 PIPELINING"),
+        common::swaks_server_lines(&transcript).contains(&"250-PIPELINING"),
         "{transcript}"
     );
     assert!(

@@ -152,21 +152,24 @@ impl Drop for Tls {
 
 const GREETING: &str = "220 mx.test smtpfront ESMTP";
 
-const EHLO_CLEAR: [&str; 6] = [
+/// smtpfront-spool's EHLO lists ETRN (SPEC 3.3).
+const EHLO_CLEAR: [&str; 7] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
     "250-ENHANCEDSTATUSCODES",
     "250-PIPELINING",
+    "250-ETRN",
     "250 STARTTLS",
 ];
 
-const EHLO_TLS: [&str; 5] = [
+const EHLO_TLS: [&str; 6] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
     "250-ENHANCEDSTATUSCODES",
-    "250 PIPELINING",
+    "250-PIPELINING",
+    "250 ETRN",
 ];
 
 /// The Received header of a stored message (its three lines after the spool's SMTP lines).
@@ -206,7 +209,7 @@ fn swaks_tls_message_stored_with_esmtps_and_the_cipher() {
         .lines()
         .filter_map(|l| l.strip_prefix("<~  "))
         .collect();
-    assert_eq!(&inside[..5], EHLO_TLS, "{transcript}");
+    assert_eq!(&inside[..6], EHLO_TLS, "{transcript}");
     assert!(
         inside
             .iter()
@@ -462,9 +465,9 @@ fn auth_only_after_tls_and_received_says_esmtpsa() {
         READY,
         "TLS TLSv1.3 *",
     ]);
-    want.extend(&EHLO_TLS[..4]);
+    want.extend(&EHLO_TLS[..5]);
     want.extend([
-        "250-PIPELINING",
+        "250-ETRN",
         "250 AUTH PLAIN LOGIN",
         "235 2.7.0 Authentication successful",
         "250 2.1.0 Sender accepted",

@@ -5,11 +5,13 @@
 //! * verbs are case-insensitive: upper-casing the verb gives the same result;
 //! * HELO/EHLO names and AUTH arguments are non-empty / trimmed as parsed;
 //! * a MAIL or RCPT path never holds CR, LF or NUL, parameters never hold white space;
+//! * an ETRN node that passes the check shows as printable ASCII and parses back the same;
 //! * a parsed path re-rendered as `MAIL FROM:<path>` / `RCPT TO:<path>` parses back to the
 //!   same path, with no parameters.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use smtpfront::etrn::Node;
 use smtpfront::smtp::command::{parse, Command, CommandError};
 
 fn clean_text(s: &str, what: &str) {
@@ -83,6 +85,15 @@ fuzz_target!(|line: &[u8]| {
                     assert!(p.is_empty(), "parameters appeared: {p:?}");
                 }
                 other => panic!("{again:?} does not parse back: {other:?}"),
+            }
+        }
+        // SPEC 3.3: a node that passes the check prints as RFC 1985 writes it, and that
+        // text parses back to the same node.
+        Command::Etrn(arg) => {
+            if let Ok(node) = Node::parse(&arg) {
+                let shown = node.to_string();
+                assert!(shown.bytes().all(|b| b.is_ascii_graphic()), "{shown:?}");
+                assert_eq!(Node::parse(&shown), Ok(node), "node changed on the round trip");
             }
         }
         Command::Data

@@ -6,10 +6,22 @@ pub mod echo;
 pub mod spool;
 
 use crate::envelope::Envelope;
+use crate::etrn::Node;
 use crate::reply::{self, Reply};
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// SPEC 3.3: how a back end takes ETRN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtrnSupport {
+    /// Not at all: ETRN is an unknown command (smtpfront-echo).
+    Unknown,
+    /// Answered by [`Backend::etrn`], not listed in EHLO (smtpfront-reject while it refuses).
+    Unlisted,
+    /// Listed in EHLO and answered (smtpfront-spool).
+    Listed,
+}
 
 /// Whether a recipient still needs the back end's own validation (SPEC 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +61,18 @@ pub trait Backend {
     /// `SMTPREJECT`).
     fn auth_allowed(&self) -> bool {
         true
+    }
+
+    /// SPEC 3.3: whether ETRN is listed in EHLO and answered.
+    fn etrn_support(&self) -> EtrnSupport {
+        EtrnSupport::Unknown
+    }
+
+    /// SPEC 3.3: answers a well-formed ETRN outside a transaction. `privileged`: the client
+    /// has `RELAYCLIENT` or authenticated, so any node is allowed.
+    fn etrn(&mut self, node: &Node, privileged: bool) -> Reply {
+        let _ = (node, privileged);
+        reply::NOT_IMPLEMENTED
     }
 }
 

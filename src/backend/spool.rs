@@ -2,9 +2,10 @@
 //! in `$SPOOLDIR`, written under `tmp/`, synced and renamed into `new/` before the `250`.
 //! Recipients nobody approved go through the recipient [`Policy`] (SPEC 2).
 
-use super::{queue_id, Approval, Backend, Queued};
+use super::{queue_id, Approval, Backend, EtrnSupport, Queued};
 use crate::config::Settings;
 use crate::envelope::Envelope;
+use crate::etrn::{self, Node};
 use crate::log;
 use crate::policy::Policy;
 use crate::reply::{self, Reply};
@@ -98,5 +99,23 @@ impl Backend for SpoolBackend {
     fn data_abort(&mut self) {
         // Dropping the draft removes its file from tmp/.
         self.draft = None;
+    }
+
+    /// SPEC 3.3: SPOOLDIR is set (or the session would not have started).
+    fn etrn_support(&self) -> EtrnSupport {
+        EtrnSupport::Listed
+    }
+
+    /// SPEC 3.3: a client that may relay may ask for any node; others for a domain of
+    /// `RCPTHOSTS`.
+    fn etrn(&mut self, node: &Node, privileged: bool) -> Reply {
+        if !privileged {
+            match self.policy.lists_domain(node.domain()) {
+                Ok(true) => {}
+                Ok(false) => return etrn::not_allowed(node),
+                Err(refusal) => return refusal,
+            }
+        }
+        etrn::start(&self.spool, node)
     }
 }

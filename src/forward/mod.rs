@@ -50,6 +50,7 @@ pub mod link;
 pub mod queue;
 pub mod reply;
 pub mod run;
+pub mod wait;
 
 use crate::config::Settings;
 use crate::log;
@@ -76,6 +77,7 @@ pub fn quote(text: &str) -> String {
 pub const USAGE: &str = "usage: forward [-h helohost] [-t seconds] host[:port]
        forward [-h helohost] [-t seconds] -u
        forward --list
+       forward --wait seconds
        forward --help
   -u: send over the connection of a UCSPI client (read fd 6, write fd 7), e.g.
       s6-tcpclient mx 25 s6-ucspitlsc -- forward -u  (STARTTLS through the helper)";
@@ -85,6 +87,8 @@ pub const USAGE: &str = "usage: forward [-h helohost] [-t seconds] host[:port]
 pub enum Command {
     Deliver(Options),
     List,
+    /// `--wait N`: wait up to N seconds for an ETRN (SPEC 3.3).
+    Wait(Duration),
     /// `--help`: the usage on stdout, exit 0 (as operators expect of a system program).
     Help,
 }
@@ -124,6 +128,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, UsageError> {
     match args {
         [a] if a == "--list" => return Ok(Command::List),
         [a] if a == "--help" => return Ok(Command::Help),
+        [a, n] if a == "--wait" => return wait::parse_seconds(n).map(Command::Wait),
         _ => {}
     }
     let (mut helohost, mut timeout, mut ucspi, mut rest) = (None, None, false, args);
@@ -216,13 +221,15 @@ pub enum Outcome {
     Config(String),
     /// `--help` answered.
     Help,
+    /// `--wait` returned: an ETRN, SIGALRM or the time is up (SPEC 3.3).
+    Waited,
 }
 
 impl Outcome {
     /// SPEC 7 (sysexits): 0, 75 EX_TEMPFAIL, 64 EX_USAGE, 78 EX_CONFIG.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Outcome::QueueEmpty | Outcome::Help => 0,
+            Outcome::QueueEmpty | Outcome::Help | Outcome::Waited => 0,
             Outcome::MailRemains | Outcome::Locked | Outcome::SpoolTrouble => 75,
             Outcome::Usage(_) => 64,
             Outcome::Config(_) => 78,
@@ -276,6 +283,7 @@ pub fn main(args: &[String]) -> Outcome {
             }
         }
         Command::Deliver(options) => run::deliver(&spool, &settings, &options),
+        Command::Wait(timeout) => wait::wait(&spool, timeout),
     }
 }
 

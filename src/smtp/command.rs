@@ -52,6 +52,8 @@ pub enum Command {
     StartTls {
         argument: bool,
     },
+    /// SPEC 3.3: the node as given, trimmed; checked by [`crate::etrn::Node::parse`].
+    Etrn(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +108,10 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
         b"STARTTLS" => Ok(Command::StartTls {
             argument: !trim(arg).is_empty(),
         }),
+        // Not UTF-8: kept lossily, for the node check to refuse with ETRN's own 501.
+        b"ETRN" => Ok(Command::Etrn(
+            String::from_utf8_lossy(trim(arg)).into_owned(),
+        )),
         _ => Err(CommandError::Unknown),
     }
 }

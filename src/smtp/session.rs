@@ -7,9 +7,10 @@
 //! followed by a proceed step (which changes the phase).
 
 use crate::auth::{self, checkpassword, Dialogue, Next};
-use crate::backend::{Approval, Backend};
+use crate::backend::{Approval, Backend, EtrnSupport};
 use crate::config::Settings;
 use crate::envelope::{Envelope, Protocol, Trace};
+use crate::etrn::{self, Node};
 use crate::headers::HopCounter;
 use crate::linereader::CommandLine;
 use crate::log;
@@ -219,6 +220,28 @@ impl<B: Backend> Session<B> {
             Command::Help => Step::Reply(reply::HELP),
             Command::Auth(arg) => self.auth(&arg),
             Command::StartTls { argument } => self.starttls(argument),
+            Command::Etrn(arg) => self.etrn(&arg),
+        }
+    }
+
+    /// SPEC 3.3 ETRN: the protocol checks here, the node and the run in the back end.
+    fn etrn(&mut self, arg: &str) -> Step {
+        if self.backend.etrn_support() == EtrnSupport::Unknown {
+            return self.unknown(reply::NOT_IMPLEMENTED);
+        }
+        let answer = match (&self.phase, Node::parse(arg)) {
+            (Phase::Idle, Ok(node)) => {
+                let privileged = self.settings.relayclient.is_some() || self.user.is_some();
+                self.backend.etrn(&node, privileged)
+            }
+            (Phase::Idle, Err(bad)) => bad,
+            _ => etrn::IN_TRANSACTION,
+        };
+        etrn::log(arg, self.conn.remoteip.as_deref(), self.helo(), &answer);
+        match answer {
+            // SPEC 2 MAXNOTIMPL: syntax errors count, as for every command.
+            bad if bad == etrn::BAD_NODE => self.unknown(bad),
+            answer => Step::Reply(answer),
         }
     }
 
@@ -352,6 +375,9 @@ impl<B: Backend> Session<B> {
             "ENHANCEDSTATUSCODES".into(),
             "PIPELINING".into(),
         ];
+        if self.backend.etrn_support() == EtrnSupport::Listed {
+            lines.push("ETRN".into());
+        }
         if matches!(self.tls, Tls::Offered) {
             lines.push("STARTTLS".into());
         }
