@@ -124,7 +124,10 @@ mod tests {
     fn a_labels_back_to_u_labels() {
         assert_eq!(to_unicode("xn--bcher-kva.example"), "b\u{fc}cher.example");
         assert_eq!(to_unicode("xn--!!.example"), "xn--!!.example");
-        assert_eq!(to_unicode("xn--e1afmkfd.xn--p1ai"), "\u{43f}\u{440}\u{438}\u{43c}\u{435}\u{440}.\u{440}\u{444}");
+        assert_eq!(
+            to_unicode("xn--e1afmkfd.xn--p1ai"),
+            "\u{43f}\u{440}\u{438}\u{43c}\u{435}\u{440}.\u{440}\u{444}"
+        );
     }
 
     #[test]
@@ -137,7 +140,10 @@ mod tests {
             address_to_ascii("@b\u{fc}cher.example"),
             "@xn--bcher-kva.example"
         );
-        assert_eq!(address_to_ascii("b\u{fc}cher.example"), "xn--bcher-kva.example");
+        assert_eq!(
+            address_to_ascii("b\u{fc}cher.example"),
+            "xn--bcher-kva.example"
+        );
         assert_eq!(address_to_ascii("postmaster"), "postmaster");
     }
 

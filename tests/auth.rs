@@ -367,6 +367,7 @@ fn ehlo_offers_auth_only_with_checkpassword() {
             "250-mx.test",
             "250-SIZE 0",
             "250-8BITMIME",
+            "250-SMTPUTF8",
             "250-ENHANCEDSTATUSCODES",
             "250-PIPELINING",
             "250 AUTH PLAIN LOGIN"

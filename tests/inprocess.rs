@@ -48,6 +48,7 @@ const EHLO: [&str; 5] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
+    "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
     "250 PIPELINING",
 ];

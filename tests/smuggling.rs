@@ -48,6 +48,7 @@ fn expect_one_transaction(replies: &[String], envelope: [&str; 2], accepted: &st
         "250-",
         "250-SIZE 0",
         "250-8BITMIME",
+        "250-SMTPUTF8",
         "250-ENHANCEDSTATUSCODES",
         "250 PIPELINING",
     ];

@@ -109,6 +109,7 @@ const EHLO_CLEAR: [&str; 6] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
+    "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
     "250-PIPELINING",
     "250 STARTTLS",
@@ -118,6 +119,7 @@ const EHLO_TLS: [&str; 5] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
+    "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
     "250 PIPELINING",
 ];
@@ -415,7 +417,7 @@ fn auth_only_after_tls_and_received_says_esmtpsa() {
         READY,
         "TLS TLSv1.3 *",
     ]);
-    want.extend(&EHLO_TLS[..4]);
+    want.extend(&EHLO_TLS[..5]);
     want.extend([
         "250-PIPELINING",
         "250 AUTH PLAIN LOGIN",
