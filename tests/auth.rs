@@ -360,7 +360,7 @@ fn base64_helper_matches_rfc4648() {
 fn ehlo_offers_auth_only_with_checkpassword() {
     let input = script(&["EHLO client.test", "QUIT"]);
     let with = auth_echo(&[], &input);
-    let ehlo: Vec<&str> = with.out.lines().skip(1).take(6).collect();
+    let ehlo: Vec<&str> = with.out.lines().skip(1).take(7).collect();
     assert_eq!(
         ehlo,
         [

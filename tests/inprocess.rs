@@ -44,7 +44,7 @@ fn check(vars: &[(&str, &str)], input: &[u8], expected: &[&str]) {
     assert_eq!(replies(vars, &bytes), expected, "a byte a read");
 }
 
-const EHLO: [&str; 5] = [
+const EHLO: [&str; 6] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",

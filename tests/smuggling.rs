@@ -52,21 +52,21 @@ fn expect_one_transaction(replies: &[String], envelope: [&str; 2], accepted: &st
         "250-ENHANCEDSTATUSCODES",
         "250 PIPELINING",
     ];
-    assert_eq!(replies.len(), 10, "{replies:#?}");
+    assert_eq!(replies.len(), 11, "{replies:#?}");
     for (got, want) in replies.iter().zip(want_prefix) {
         assert!(got.starts_with(want), "{got:?} should start with {want:?}");
     }
-    assert_eq!(replies[5..7], envelope);
+    assert_eq!(replies[6..8], envelope);
     assert_eq!(
-        replies[7],
+        replies[8],
         "354 End your message with a line holding only a dot"
     );
     assert!(
-        replies[8].starts_with(accepted),
+        replies[9].starts_with(accepted),
         "{:?} should start with {accepted:?}",
-        replies[8]
+        replies[9]
     );
-    assert_eq!(replies[9], "221 2.0.0 Good bye");
+    assert_eq!(replies[10], "221 2.0.0 Good bye");
 }
 
 fn lines(out: &[u8]) -> Vec<String> {

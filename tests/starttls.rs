@@ -105,7 +105,7 @@ impl Drop for Tls {
 
 const GREETING: &str = "220 mx.test smtpfront ESMTP";
 
-const EHLO_CLEAR: [&str; 6] = [
+const EHLO_CLEAR: [&str; 7] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
@@ -115,7 +115,7 @@ const EHLO_CLEAR: [&str; 6] = [
     "250 STARTTLS",
 ];
 
-const EHLO_TLS: [&str; 5] = [
+const EHLO_TLS: [&str; 6] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
@@ -161,7 +161,7 @@ fn swaks_tls_message_stored_with_esmtps_and_the_cipher() {
         .lines()
         .filter_map(|l| l.strip_prefix("<~  "))
         .collect();
-    assert_eq!(&inside[..5], EHLO_TLS, "{transcript}");
+    assert_eq!(&inside[..6], EHLO_TLS, "{transcript}");
     assert!(
         inside
             .iter()

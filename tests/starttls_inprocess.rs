@@ -37,7 +37,7 @@ fn tls(vars: &[(&str, &str)], pieces: &[&[u8]]) -> Vec<String> {
     lines(converse_tls(session(vars), pieces, ANSWER))
 }
 
-const EHLO_CLEAR: [&str; 6] = [
+const EHLO_CLEAR: [&str; 7] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
@@ -47,7 +47,7 @@ const EHLO_CLEAR: [&str; 6] = [
     "250 STARTTLS",
 ];
 
-const EHLO_TLS: [&str; 5] = [
+const EHLO_TLS: [&str; 6] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
