@@ -230,16 +230,21 @@ def bench_session(ctx):
     ]
 
 
+def write_pipeline(path, n, envelope):
+    """One session: EHLO, n pipelined transactions of a small message, QUIT."""
+    with open(path, "wb") as f:
+        f.write(b"EHLO client.example.net\r\n")
+        for i in range(n):
+            f.write(envelope)
+            f.write(b"Subject: pipelined %d\r\n\r\nHello, message %d.\r\n.\r\n" % (i, i))
+        f.write(b"QUIT\r\n")
+
+
 def bench_pipeline(ctx):
     """10,000 pipelined transactions in one session, all on stdin at once."""
     n = 10000
     path = os.path.join(ctx.tmp, "pipeline.smtp")
-    with open(path, "wb") as f:
-        f.write(b"EHLO client.example.net\r\n")
-        for i in range(n):
-            f.write(ENVELOPE)
-            f.write(b"Subject: pipelined %d\r\n\r\nHello, message %d.\r\n.\r\n" % (i, i))
-        f.write(b"QUIT\r\n")
+    write_pipeline(path, n, ENVELOPE)
     for side in (ctx.ours, ctx.peer):
         verify(ctx, "pipeline", side, path, n)
     rounds = 3 if ctx.quick else 5
@@ -249,6 +254,35 @@ def bench_pipeline(ctx):
     return [
         ctx.row("pipeline 10k wall", wall, "ms", "<=", 0.5, f"median of {rounds}"),
         ctx.row("pipeline 10k cpu", cpu, "ms", None, None, "user+sys"),
+    ]
+
+
+# SPEC 3.2: UTF-8 addresses (a U-label domain, a Cyrillic local part and domain).
+UTF8_ENVELOPE = ("MAIL FROM:<j\u00f6rg@b\u00fccher.example> SMTPUTF8\r\n"
+                 "RCPT TO:<\u0434\u043c\u0438\u0442\u0440\u0438\u0439@"
+                 "\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444>\r\nDATA\r\n").encode()
+
+
+def bench_utf8(ctx):
+    """The pipeline benchmark with SMTPUTF8 and UTF-8 addresses against the same with
+    ASCII addresses, both ours (mailfront has no SMTPUTF8): the cost of SMTPUTF8.
+    In the table the peer column is ours with the ASCII envelope."""
+    n = 10000
+    paths = {}
+    sides = [Side("ours-utf8", ctx.ours.argv, {}), Side("ours-ascii", ctx.ours.argv, {})]
+    for side, envelope in zip(sides, (UTF8_ENVELOPE, ENVELOPE)):
+        paths[side.label] = os.path.join(ctx.tmp, f"{side.label}.smtp")
+        write_pipeline(paths[side.label], n, envelope)
+        verify(ctx, "utf8", side, paths[side.label], n)
+    rounds = 5 if ctx.quick else 11
+    runs = interleaved(ctx, paths, rounds, sides)
+    wall = [median([r.wall for r in runs[s.label]]) * 1e3 for s in sides]
+    cpu = [median([r.cpu for r in runs[s.label]]) * 1e3 for s in sides]
+    cols = lambda v: {ctx.ours.label: v[0], ctx.peer.label: v[1]}
+    note = f"median of {rounds}; peer column: ours, ASCII addresses"
+    return [
+        ctx.row("utf8 pipeline 10k wall", cols(wall), "ms", "<=", 1.1, note),
+        ctx.row("utf8 pipeline 10k cpu", cols(cpu), "ms", "<=", 1.1, "user+sys; same"),
     ]
 
 
@@ -723,6 +757,7 @@ def forward_rounds(ctx, n, size, master, target, counter):
 BENCHMARKS = {
     "session": bench_session,
     "pipeline": bench_pipeline,
+    "utf8": bench_utf8,
     "bigmsg": bench_bigmsg,
     "rules": bench_rules,
     "spool": bench_spool,

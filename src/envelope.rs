@@ -31,6 +31,11 @@ pub enum Protocol {
     /// RFC 3848: ESMTP over TLS (STARTTLS, SPEC 3.1), and with AUTH too.
     Esmtps,
     Esmtpsa,
+    /// RFC 6531 3.7.3: a transaction with SMTPUTF8 (SPEC 3.2), and with AUTH, TLS, both.
+    Utf8smtp,
+    Utf8smtpa,
+    Utf8smtps,
+    Utf8smtpsa,
 }
 
 impl Protocol {
@@ -41,6 +46,22 @@ impl Protocol {
             Protocol::Esmtpa => "ESMTPA",
             Protocol::Esmtps => "ESMTPS",
             Protocol::Esmtpsa => "ESMTPSA",
+            Protocol::Utf8smtp => "UTF8SMTP",
+            Protocol::Utf8smtpa => "UTF8SMTPA",
+            Protocol::Utf8smtps => "UTF8SMTPS",
+            Protocol::Utf8smtpsa => "UTF8SMTPSA",
+        }
+    }
+
+    /// The same with SMTPUTF8 (RFC 6531 3.7.3). A client that sent the parameter after HELO
+    /// gets `UTF8SMTP` too: the keyword says what the transaction was, not the greeting.
+    pub fn with_smtputf8(self) -> Protocol {
+        match self {
+            Protocol::Smtp | Protocol::Esmtp => Protocol::Utf8smtp,
+            Protocol::Esmtpa => Protocol::Utf8smtpa,
+            Protocol::Esmtps => Protocol::Utf8smtps,
+            Protocol::Esmtpsa => Protocol::Utf8smtpsa,
+            utf8 => utf8,
         }
     }
 }

@@ -93,7 +93,10 @@ pub fn acceptance(outcome: &Outcome, answer: Reply) -> Reply {
 }
 
 /// qmail's rcpthosts: one domain a line, `.example.com` for every sub-domain; or the same
-/// keys in a cdb (qmail's morercpthosts.cdb), lower-cased.
+/// keys in a cdb (qmail's morercpthosts.cdb), lower-cased. SPEC 3.2: domains compare in
+/// A-labels ([`crate::idna`]): text entries are converted at load, the domain asked for at
+/// each lookup; a cdb is asked for the A-label key, then (for an internationalised domain)
+/// for the U-label key, so its keys may be written either way.
 pub enum RcptHosts {
     List(Vec<String>),
     Cdb(Option<Cdb>),
@@ -112,8 +115,9 @@ impl RcptHosts {
             .map_err(|e| format!("RCPTHOSTS {}: {e}", path.display()))?;
         let mut domains: Vec<String> = text
             .lines()
-            .map(|l| l.trim().to_ascii_lowercase())
+            .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| crate::idna::to_ascii(l).into_owned())
             .collect();
         domains.sort_unstable();
         domains.dedup();
@@ -130,14 +134,25 @@ impl RcptHosts {
 
     /// Whether `domain` is listed, itself or through a `.parent` entry (qmail's rule).
     pub fn contains(&self, domain: &str) -> Result<bool, String> {
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let domain = crate::idna::to_ascii(domain.trim_end_matches('.'));
+        if self.contains_form(&domain)? {
+            return Ok(true);
+        }
+        match (self, crate::idna::to_unicode(&domain)) {
+            (RcptHosts::Cdb(_), std::borrow::Cow::Owned(u)) => self.contains_form(&u),
+            _ => Ok(false),
+        }
+    }
+
+    /// [`RcptHosts::contains`] for one form of the domain, lower-cased already.
+    fn contains_form(&self, domain: &str) -> Result<bool, String> {
         if domain.is_empty() {
             return Ok(false);
         }
-        if self.has(&domain)? {
+        if self.has(domain)? {
             return Ok(true);
         }
-        let mut rest = domain.as_str();
+        let mut rest = domain;
         while let Some(i) = rest.find('.') {
             if self.has(&rest[i..])? {
                 return Ok(true);
@@ -231,5 +246,26 @@ mod tests {
         assert!(!h.contains("example.org").unwrap());
         assert!(!h.contains("notexample.org").unwrap());
         assert!(!h.contains("").unwrap());
+    }
+
+    /// SPEC 3.2: A-labels in the list match U-label domains, and the reverse.
+    #[test]
+    fn domains_compare_in_a_labels() {
+        let dir = std::env::temp_dir().join(format!("rcpthosts-idn-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "xn--bcher-kva.example\n.\u{43f}\u{440}\u{438}\u{43c}\u{435}\u{440}.\u{440}\u{444}\n",
+        )
+        .unwrap();
+        let h = RcptHosts::load(&dir).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert!(h.contains("b\u{fc}cher.example").unwrap());
+        assert!(h.contains("B\u{dc}CHER.example").unwrap());
+        assert!(h.contains("xn--bcher-kva.example").unwrap());
+        assert!(h.contains("mail.xn--e1afmkfd.xn--p1ai").unwrap());
+        assert!(h
+            .contains("mail.\u{43f}\u{440}\u{438}\u{43c}\u{435}\u{440}.\u{440}\u{444}")
+            .unwrap());
+        assert!(!h.contains("bucher.example").unwrap());
     }
 }

@@ -135,3 +135,10 @@ pub const STARTTLS_NOT_OFFERED: Reply = Reply::fixed(503, "5.5.1", "STARTTLS not
 pub const TLS_ALREADY: Reply = Reply::fixed(503, "5.5.1", "TLS already started");
 /// RFC 3207's reply, for AUTH before TLS and for MAIL under `REQUIRE_TLS`.
 pub const TLS_FIRST: Reply = Reply::fixed(530, "5.7.0", "Must issue a STARTTLS command first");
+
+// SPEC 3.2: SMTPUTF8 (RFC 6531 3.4).
+pub const UTF8_NOT_DECLARED: Reply = Reply::fixed(
+    553,
+    "5.6.7",
+    "Must declare SMTPUTF8 to send a UTF-8 address",
+);

@@ -360,13 +360,14 @@ fn base64_helper_matches_rfc4648() {
 fn ehlo_offers_auth_only_with_checkpassword() {
     let input = script(&["EHLO client.test", "QUIT"]);
     let with = auth_echo(&[], &input);
-    let ehlo: Vec<&str> = with.out.lines().skip(1).take(6).collect();
+    let ehlo: Vec<&str> = with.out.lines().skip(1).take(7).collect();
     assert_eq!(
         ehlo,
         [
             "250-mx.test",
             "250-SIZE 0",
             "250-8BITMIME",
+            "250-SMTPUTF8",
             "250-ENHANCEDSTATUSCODES",
             "250-PIPELINING",
             "250 AUTH PLAIN LOGIN"

@@ -146,6 +146,7 @@ fn put(dir: &Path, id: &str, sender: &str, rcpts: &[&str], message: &[u8]) -> Ve
         helo: "client.test".into(),
         sender: sender.into(),
         body: Some("8BITMIME".into()),
+        smtputf8: false,
         recipients: rcpts.iter().map(|r| r.to_string()).collect(),
     };
     let mut file = header.render();
@@ -1049,6 +1050,7 @@ fn lone_dot_inside_a_file_is_never_sent() {
         helo: "client.test".into(),
         sender: "s@example.net".into(),
         body: None,
+        smtputf8: false,
         recipients: vec!["a@x.test".into()],
     }
     .render();

@@ -20,6 +20,8 @@ CONFIG keys (all optional but "outdir"):
   mail        reply to MAIL (default "250 2.1.0 Ok")
   rcpt        {"address": "550 5.1.1 No such user", ...}; others "250 2.1.5 Ok"
   dot         reply to the final dot (default "250 2.0.0 Ok: queued")
+  smtputf8    aiosmtpd only: true offers SMTPUTF8 (enable_SMTPUTF8; default false: a
+              UTF-8 command line gets "500 Error: strict ASCII mode")
   tls         aiosmtpd only: {"cert": PEM file, "key": PEM file}: STARTTLS offered; each
               message received inside TLS also gets msg-NNNN.tls, one line
               "PROTOCOL CIPHER" as the server's side of the connection saw them
@@ -136,7 +138,14 @@ def aiosmtpd_factory():
 
     handler = Handler()
     ctx = tls_context()
-    return lambda: SMTP(handler, hostname="aiosmtpd.test", decode_data=False, tls_context=ctx)
+    utf8 = CFG.get("smtputf8", False)
+    return lambda: SMTP(
+        handler,
+        hostname="aiosmtpd.test",
+        decode_data=False,
+        enable_SMTPUTF8=utf8,
+        tls_context=ctx,
+    )
 
 
 # ---------------------------------------------------------------- raw

@@ -52,6 +52,7 @@ fn reject_offers_no_auth_and_never_runs_checkpassword() {
         [
             "250-SIZE 0",
             "250-8BITMIME",
+            "250-SMTPUTF8",
             "250-ENHANCEDSTATUSCODES",
             "250 PIPELINING",
             "503 5.5.1 AUTH not available",

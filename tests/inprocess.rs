@@ -44,10 +44,11 @@ fn check(vars: &[(&str, &str)], input: &[u8], expected: &[&str]) {
     assert_eq!(replies(vars, &bytes), expected, "a byte a read");
 }
 
-const EHLO: [&str; 5] = [
+const EHLO: [&str; 6] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
+    "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
     "250 PIPELINING",
 ];

@@ -51,6 +51,7 @@ fn temporary_refusal() {
             &ehlo,
             "250-SIZE 0",
             "250-8BITMIME",
+            "250-SMTPUTF8",
             "250-ENHANCEDSTATUSCODES",
             "250 PIPELINING",
             "451 4.3.2 Down for maintenance",

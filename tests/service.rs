@@ -1075,8 +1075,8 @@ fn run_script_without_certfile_says_tls_is_off() {
     let (mut client, _) = Client::connect(dir.port);
     assert_eq!(
         client.cmd("EHLO a"),
-        "250-mx.test\r\n250-SIZE 0\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-PIPELINING\r\n\
-         250 ETRN\r\n"
+        "250-mx.test\r\n250-SIZE 0\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n\
+         250-PIPELINING\r\n250 ETRN\r\n"
     );
 }
 

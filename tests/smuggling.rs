@@ -54,6 +54,7 @@ fn expect_one_transaction(
         "250-",
         "250-SIZE 0",
         "250-8BITMIME",
+        "250-SMTPUTF8",
         "250-ENHANCEDSTATUSCODES",
     ];
     want_ehlo.extend_from_slice(ehlo_tail);

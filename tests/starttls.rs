@@ -153,20 +153,22 @@ impl Drop for Tls {
 const GREETING: &str = "220 mx.test smtpfront ESMTP";
 
 /// smtpfront-spool's EHLO lists ETRN (SPEC 3.3).
-const EHLO_CLEAR: [&str; 7] = [
+const EHLO_CLEAR: [&str; 8] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
+    "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
     "250-PIPELINING",
     "250-ETRN",
     "250 STARTTLS",
 ];
 
-const EHLO_TLS: [&str; 6] = [
+const EHLO_TLS: [&str; 7] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
+    "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
     "250-PIPELINING",
     "250 ETRN",

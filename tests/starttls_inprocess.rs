@@ -37,19 +37,21 @@ fn tls(vars: &[(&str, &str)], pieces: &[&[u8]]) -> Vec<String> {
     lines(converse_tls(session(vars), pieces, ANSWER))
 }
 
-const EHLO_CLEAR: [&str; 6] = [
+const EHLO_CLEAR: [&str; 7] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
+    "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
     "250-PIPELINING",
     "250 STARTTLS",
 ];
 
-const EHLO_TLS: [&str; 5] = [
+const EHLO_TLS: [&str; 6] = [
     "250-mx.test",
     "250-SIZE 0",
     "250-8BITMIME",
+    "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
     "250 PIPELINING",
 ];
@@ -151,7 +153,7 @@ fn auth_only_after_tls() {
         ],
     );
     let mut ehlo_tls: Vec<&str> = EHLO_TLS.to_vec();
-    ehlo_tls[4] = "250-PIPELINING";
+    ehlo_tls[5] = "250-PIPELINING";
     ehlo_tls.push("250 AUTH PLAIN LOGIN");
     assert_eq!(
         got,

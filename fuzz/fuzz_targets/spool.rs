@@ -36,6 +36,7 @@ fuzz_target!(|file: &[u8]| {
         helo: cleaned(&header.helo),
         sender: cleaned(&header.sender),
         body: header.body.as_deref().map(cleaned),
+        smtputf8: header.smtputf8,
         recipients: header.recipients.iter().map(|r| cleaned(r)).collect(),
     };
     assert_eq!(reparsed, expect, "the envelope changed on the round trip");

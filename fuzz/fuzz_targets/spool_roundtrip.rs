@@ -50,6 +50,7 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let helo = field(u)?;
     let sender = field(u)?;
     let body = *u.choose(&[None, Some("7BIT"), Some("8BITMIME")])?;
+    let smtputf8 = bool::arbitrary(u)?;
     let mut recipients = vec![field(u)?];
     for _ in 0..u.int_in_range(0..=4u8)? {
         recipients.push(field(u)?);
@@ -58,6 +59,7 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         helo: helo.clone(),
         sender: sender.clone(),
         body: body.map(str::to_string),
+        smtputf8,
         recipients: recipients.clone(),
     };
 
@@ -129,6 +131,7 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         helo: cleaned(&helo),
         sender: cleaned(&sender),
         body: body.map(str::to_string),
+        smtputf8,
         recipients: recipients.iter().map(|r| cleaned(r)).collect(),
     };
     assert_eq!(

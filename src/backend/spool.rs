@@ -65,6 +65,7 @@ impl Backend for SpoolBackend {
             helo: envelope.helo.clone(),
             sender: envelope.sender.clone(),
             body: envelope.params.body.map(|b| b.as_str().to_string()),
+            smtputf8: envelope.params.smtputf8,
             recipients: envelope.recipients.clone(),
         };
         draft.write_all(&header.render())?;

@@ -3,7 +3,7 @@
 //! part and the original headers as `text/rfc822-headers`, handed to
 //! `$SENDMAIL -i -f '' -- sender` on stdin. Never sent to a null sender (the caller checks).
 
-use super::{Fate, Reason};
+use super::{intl, Fate, Reason};
 use crate::envelope::rfc5322_date;
 use std::fmt;
 use std::io::{self, Write};
@@ -114,7 +114,8 @@ pub fn render(report: &Report, now: SystemTime) -> Vec<u8> {
             Fate::Delivered(_) => continue,
         };
         fields.push_str(&format!(
-            "\nFinal-Recipient: rfc822; {rcpt}\nAction: failed\nStatus: {}\n",
+            "\nFinal-Recipient: {}\nAction: failed\nStatus: {}\n",
+            intl::final_recipient(rcpt),
             status(fate)
         ));
         match reason {
@@ -137,6 +138,9 @@ pub fn render(report: &Report, now: SystemTime) -> Vec<u8> {
         }
     }
     let arrival = rfc5322_date(report.arrival);
+    // RFC 6533: UTF-8 (an address, the remote's text, the sender) changes the types.
+    let text_utf8 = !(human.is_ascii() && fields.is_ascii() && report.sender.is_ascii());
+    let types = intl::types(text_utf8, !report.headers.is_ascii());
     let mut out = format!(
         "From: Mail Delivery System <MAILER-DAEMON@{mta}>\n\
          To: <{sender}>\n\
@@ -151,7 +155,7 @@ pub fn render(report: &Report, now: SystemTime) -> Vec<u8> {
          This is a MIME-encapsulated message.\n\
          \n\
          --{boundary}\n\
-         Content-Type: text/plain; charset=us-ascii\n\
+         Content-Type: text/plain; charset={charset}\n\
          Content-Description: Notification\n\
          \n\
          This is the mail system at {mta} (forward).\n\
@@ -162,7 +166,7 @@ pub fn render(report: &Report, now: SystemTime) -> Vec<u8> {
          {human}\
          \n\
          --{boundary}\n\
-         Content-Type: message/delivery-status\n\
+         Content-Type: {status_type}\n\
          Content-Description: Delivery report\n\
          \n\
          Reporting-MTA: dns; {mta}\n\
@@ -171,13 +175,16 @@ pub fn render(report: &Report, now: SystemTime) -> Vec<u8> {
          {fields}\
          \n\
          --{boundary}\n\
-         Content-Type: text/rfc822-headers\n\
+         Content-Type: {headers_type}\n\
          Content-Description: Undelivered Message Headers\n\
          \n",
         sender = report.sender,
         date = rfc5322_date(now),
         nanos = now_secs.as_nanos(),
         id = report.queue_id,
+        charset = types.charset,
+        status_type = types.status,
+        headers_type = types.headers,
     )
     .into_bytes();
     out.extend_from_slice(report.headers);

@@ -125,6 +125,8 @@ pub struct Extensions {
     pub size: bool,
     pub eightbitmime: bool,
     pub starttls: bool,
+    /// RFC 6531 (SPEC 3.2): the remote takes UTF-8 addresses and headers.
+    pub smtputf8: bool,
 }
 
 /// What goes into MAIL and RCPT.
@@ -135,6 +137,8 @@ pub struct Envelope<'a> {
     pub body: Option<&'a str>,
     /// For `SIZE=` (RFC 1870), sent only when the remote offers SIZE.
     pub size: u64,
+    /// Send `SMTPUTF8` (the caller decided: the message has it and the remote offers it).
+    pub smtputf8: bool,
     pub recipients: &'a [String],
 }
 
@@ -270,6 +274,9 @@ impl Client {
         }
         if let (Some(body), true) = (env.body, self.extensions.eightbitmime) {
             mail.push_str(&format!(" BODY={body}"));
+        }
+        if env.smtputf8 {
+            mail.push_str(" SMTPUTF8");
         }
         mail.push_str("\r\n");
         mail.into_bytes()
@@ -478,6 +485,7 @@ fn extensions(ehlo: &RemoteReply) -> Extensions {
             "SIZE" => ext.size = true,
             "8BITMIME" => ext.eightbitmime = true,
             "STARTTLS" => ext.starttls = true,
+            "SMTPUTF8" => ext.smtputf8 = true,
             _ => {}
         }
     }
@@ -498,10 +506,11 @@ mod tests {
                 "pipelining".into(),
                 "8BITMIME".into(),
                 "STARTTLS".into(),
+                "smtputf8".into(),
             ],
         };
         let ext = extensions(&ehlo);
-        assert!(ext.pipelining && ext.size && ext.eightbitmime && ext.starttls);
+        assert!(ext.pipelining && ext.size && ext.eightbitmime && ext.starttls && ext.smtputf8);
         assert_eq!(
             extensions(&RemoteReply {
                 code: 250,

@@ -4,6 +4,7 @@
 use super::client::{Client, ClientError, Envelope, EnvelopeReplies};
 use super::queue::Message;
 use super::reply::RemoteReply;
+use super::utf8::{self, Plan};
 
 /// Why a recipient is not (yet) delivered: the remote's reply, or something on our side
 /// or on the way, with its RFC 3463 status.
@@ -44,12 +45,24 @@ pub fn deferred(msg: &Message, reason: &Reason) -> Vec<Fate> {
         .collect()
 }
 
-/// One SMTP transaction (RSET first unless it is the first of the connection).
+/// Every recipient with one fate.
+fn all(msg: &Message, fate: Fate) -> Vec<Fate> {
+    vec![fate; msg.header.recipients.len()]
+}
+
+/// One SMTP transaction (RSET first unless it is the first of the connection). A message
+/// that cannot go to this primary (SPEC 3.2: SMTPUTF8 needed, not offered) is settled
+/// without a word to it.
 pub fn transaction(
     client: &mut Client,
     msg: &Message,
     rset: bool,
 ) -> Result<Vec<Fate>, ClientError> {
+    let smtputf8 = match utf8::plan(msg, client.extensions.smtputf8) {
+        Plan::Send { smtputf8 } => smtputf8,
+        Plan::Bounce(reason) => return Ok(all(msg, Fate::Bounced(reason))),
+        Plan::Defer(reason) => return Ok(all(msg, Fate::Deferred(reason))),
+    };
     if rset {
         client.rset()?;
     }
@@ -57,6 +70,7 @@ pub fn transaction(
         sender: &msg.header.sender,
         body: msg.header.body.as_deref(),
         size: msg.data_len,
+        smtputf8,
         recipients: &msg.header.recipients,
     };
     let replies = client.envelope(&env)?;

@@ -12,7 +12,8 @@
 //! reader; [`queue`] reads message files; [`fate`] turns one transaction's replies into a
 //! [`Fate`] per recipient; [`run`] is one delivery run (lock, passes over the queue, the
 //! file updates); [`link`] opens the connection (STARTTLS and its policy included);
-//! [`bounce`] builds and sends RFC 3464 reports.
+//! [`bounce`] builds and sends RFC 3464 reports ([`intl`]: RFC 6533's types for UTF-8 in
+//! them); [`utf8`] decides how a message that came with SMTPUTF8 goes on (SPEC 3.2).
 //!
 //! **Success is one event** ([`fate::message_fate`]): nothing is removed or counted
 //! delivered without a 2xx to the final dot of a transaction whose DATA got 354.
@@ -46,10 +47,12 @@ pub mod bounce;
 pub mod channel;
 pub mod client;
 pub mod fate;
+pub mod intl;
 pub mod link;
 pub mod queue;
 pub mod reply;
 pub mod run;
+pub mod utf8;
 pub mod wait;
 
 use crate::config::Settings;

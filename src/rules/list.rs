@@ -11,8 +11,14 @@
 //! * `[[@file]]`: the domain; also `@domain`, so one list with `@domain` entries serves both
 //!   forms (mailfront looked up the bare domain only);
 //! * an address without `@` (the null sender, `postmaster`) has no domain: only the whole
-//!   address is looked up, and `[[@file]]` does not match.
+//!   address is looked up, and `[[@file]]` does not match;
+//! * SPEC 3.2: domains compare in A-labels (`crate::idna`). Text entries have their domain
+//!   (after the last `@`, or the whole entry when it has none) converted at load; the
+//!   address's domain is converted at each lookup. A cdb is asked for the A-label keys, then,
+//!   for an internationalised domain, for the U-label keys: its keys may be written either
+//!   way. The local part is compared as written (ASCII lower-cased).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -55,7 +61,8 @@ impl List {
                 })?
                 .trim();
             if !entry.is_empty() && !entry.starts_with('#') {
-                entries.insert(entry.to_ascii_lowercase());
+                let lower = entry.to_ascii_lowercase();
+                entries.insert(crate::idna::address_to_ascii(&lower).into_owned());
             }
         }
         Ok(List::Text { path, entries })
@@ -71,28 +78,66 @@ impl List {
     pub(crate) fn matches(&self, address: &Address, domain_only: bool) -> Result<bool, CdbError> {
         match self {
             List::Text { entries, .. } => {
-                lookup(address, domain_only, |key| Ok(entries.contains(key)))
+                lookup(address, domain_only, false, |key| Ok(entries.contains(key)))
             }
             List::Cdb { db: None, .. } => Ok(false),
-            List::Cdb { db: Some(db), .. } => {
-                lookup(address, domain_only, |key| db.contains(key.as_bytes()))
-            }
+            List::Cdb { db: Some(db), .. } => lookup(address, domain_only, true, |key| {
+                db.contains(key.as_bytes())
+            }),
         }
     }
 }
 
-/// The keys of SPEC 5 tried in order, `has` answering for one lower-cased key.
+/// The keys of SPEC 5 tried in order, `has` answering for one lower-cased key: with the
+/// domain in A-labels, then (`also_unicode`, for cdbs) in U-labels when that differs.
 fn lookup(
     address: &Address,
     domain_only: bool,
+    also_unicode: bool,
     has: impl Fn(&str) -> Result<bool, CdbError>,
 ) -> Result<bool, CdbError> {
-    Ok(match (domain_only, address.domain()) {
-        (true, Some((at_domain, domain))) => has(domain)? || has(at_domain)?,
-        (true, None) => false,
-        (false, Some((at_domain, _))) => has(address.as_str())? || has(at_domain)?,
-        (false, None) => has(address.as_str())?,
-    })
+    let Some((_, domain)) = address.domain() else {
+        return Ok(!domain_only && has(address.as_str())?);
+    };
+    let whole = address.as_str();
+    // With the `@`: the domain is never empty of it, see Address::domain.
+    let local = &whole[..whole.len() - domain.len()];
+    let ascii = crate::idna::to_ascii(domain);
+    if keys_hit(local, whole, domain, &ascii, domain_only, &has)? {
+        return Ok(true);
+    }
+    match crate::idna::to_unicode(&ascii) {
+        Cow::Owned(unicode) if also_unicode => {
+            keys_hit(local, whole, domain, &unicode, domain_only, &has)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The keys for one form `form` of the domain: `[[@file]]` the domain, then `@domain`;
+/// `[[file]]` the whole address, then `@domain`. No allocation when `form` is the domain
+/// as the address has it (ASCII mail).
+fn keys_hit(
+    local: &str,
+    whole: &str,
+    domain: &str,
+    form: &str,
+    domain_only: bool,
+    has: &impl Fn(&str) -> Result<bool, CdbError>,
+) -> Result<bool, CdbError> {
+    let at_domain = &whole[local.len() - 1..];
+    if form == domain {
+        return Ok(if domain_only {
+            has(domain)? || has(at_domain)?
+        } else {
+            has(whole)? || has(at_domain)?
+        });
+    }
+    let first = match domain_only {
+        true => has(form)?,
+        false => has(&format!("{local}{form}"))?,
+    };
+    Ok(first || has(&format!("@{form}"))?)
 }
 
 #[cfg(test)]
@@ -135,6 +180,33 @@ mod tests {
         assert!(!hit(&list, "a@sub.example.biz", true));
         // The domain is what follows the last '@'.
         assert!(hit(&list, "a@b@example.biz", true));
+    }
+
+    /// SPEC 3.2: U-label entries match A-label addresses and the reverse.
+    #[test]
+    fn domains_compare_in_a_labels() {
+        let dir = std::env::temp_dir().join(format!("list-idn-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "@xn--bcher-kva.example\nj\u{f6}rg@\u{43f}\u{440}\u{438}\u{43c}\u{435}\u{440}.\u{440}\u{444}\n",
+        )
+        .unwrap();
+        let list = List::load(dir.to_str().unwrap(), Path::new("rules"), 1).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert!(hit(&list, "user@b\u{fc}cher.example", false));
+        assert!(hit(&list, "user@B\u{dc}cher.example", true));
+        assert!(hit(&list, "user@xn--bcher-kva.example", true));
+        assert!(hit(&list, "j\u{f6}rg@xn--e1afmkfd.xn--p1ai", false));
+        assert!(hit(
+            &list,
+            "J\u{f6}RG@\u{43f}\u{440}\u{438}\u{43c}\u{435}\u{440}.\u{440}\u{444}",
+            false
+        ));
+        assert!(
+            !hit(&list, "j\u{d6}rg@xn--e1afmkfd.xn--p1ai", false),
+            "local parts as written"
+        );
+        assert!(!hit(&list, "user@bucher.example", true));
     }
 
     #[test]

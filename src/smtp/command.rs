@@ -26,6 +26,8 @@ impl Body {
 pub struct MailParams {
     pub size: Option<u64>,
     pub body: Option<Body>,
+    /// `SMTPUTF8` (RFC 6531, SPEC 3.2): addresses of the transaction may hold UTF-8.
+    pub smtputf8: bool,
     pub all: Vec<String>,
 }
 
@@ -207,6 +209,12 @@ fn mail(arg: &[u8]) -> Result<Command, CommandError> {
                 "8BITMIME" => Body::EightBitMime,
                 _ => return Err(CommandError::BadParameter),
             });
+        } else if key.eq_ignore_ascii_case("SMTPUTF8") {
+            // RFC 6531 3.4: a keyword without a value.
+            if p.contains('=') {
+                return Err(CommandError::BadParameter);
+            }
+            params.smtputf8 = true;
         }
     }
     Ok(Command::Mail { sender, params })
@@ -272,6 +280,32 @@ mod tests {
         assert_eq!(params.size, Some(10));
         assert_eq!(params.body, Some(Body::EightBitMime));
         assert_eq!(params.all.len(), 3);
+        assert!(!params.smtputf8);
+    }
+
+    /// SPEC 3.2: SMTPUTF8, in any case, without a value; UTF-8 addresses parse, invalid
+    /// UTF-8 (overlong encodings included) is a syntax error.
+    #[test]
+    fn mail_with_smtputf8() {
+        let c = parse("MAIL FROM:<j\u{f6}rg@b\u{fc}cher.example> smtputf8".as_bytes()).unwrap();
+        let Command::Mail { sender, params } = c else {
+            panic!()
+        };
+        assert_eq!(sender, "j\u{f6}rg@b\u{fc}cher.example");
+        assert!(params.smtputf8);
+        assert_eq!(params.all, ["smtputf8"]);
+        assert_eq!(
+            parse(b"MAIL FROM:<a@b> SMTPUTF8=yes"),
+            Err(CommandError::BadParameter)
+        );
+        for bad in [
+            &b"MAIL FROM:<j\xf6rg@b.c> SMTPUTF8"[..],
+            b"MAIL FROM:<a\xc0\xafb@b.c> SMTPUTF8",
+            b"MAIL FROM:<a\xe0\x80\xafb@b.c> SMTPUTF8",
+            b"RCPT TO:<a@b\xed\xa0\x80.c>",
+        ] {
+            assert_eq!(parse(bad), Err(CommandError::NotUtf8));
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::policy::{self, MailRules};
 use crate::reply::{self, Reply};
 use crate::rules::{Outcome, Verdict};
 use crate::smtp::command::{self, Command};
+use crate::smtp::utf8;
 use crate::ucspi::Conn;
 use crate::ucspitls::TlsInfo;
 use std::time::{Duration, SystemTime};
@@ -372,6 +373,7 @@ impl<B: Backend> Session<B> {
             self.local.clone(),
             format!("SIZE {}", self.settings.databytes),
             "8BITMIME".into(),
+            utf8::KEYWORD.into(),
             "ENHANCEDSTATUSCODES".into(),
             "PIPELINING".into(),
         ];
@@ -420,6 +422,9 @@ impl<B: Backend> Session<B> {
         {
             return auth::REQUIRED;
         }
+        if let Err(r) = utf8::check_address(&sender, params.smtputf8) {
+            return r;
+        }
         let asked = self.rules.sender(&sender);
         let outcome = match self.rule_verdict(asked) {
             Ok(o) => o,
@@ -463,6 +468,9 @@ impl<B: Backend> Session<B> {
         // SPEC 3: a null sender gets one recipient.
         if envelope.sender.is_empty() && !envelope.recipients.is_empty() {
             return reply::NULL_SENDER_ONE_RCPT;
+        }
+        if let Err(r) = utf8::check_address(&recipient, envelope.params.smtputf8) {
+            return r;
         }
         let max = match self.settings.maxrcpts {
             0 => HARD_MAX_RCPTS,
@@ -521,7 +529,7 @@ impl<B: Backend> Session<B> {
             helo: self.helo.as_deref(),
             conn: &self.conn,
             local: &self.local,
-            protocol: self.received_protocol(),
+            protocol: utf8::received(self.received_protocol(), envelope.params.smtputf8),
             tls: match &self.tls {
                 Tls::On(info) => Some(info),
                 _ => None,

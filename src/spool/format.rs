@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! HELO client.helo.name
-//! MAIL FROM:<sender@example.net> BODY=8BITMIME
+//! MAIL FROM:<sender@example.net> BODY=8BITMIME SMTPUTF8
 //! RCPT TO:<rcpt1@example.com>
 //! DATA
 //! Received: ...
@@ -24,6 +24,8 @@ pub struct Header {
     pub sender: String,
     /// The `BODY=` value, only when the client gave one.
     pub body: Option<String>,
+    /// SPEC 3.2: the transaction had `SMTPUTF8` (its addresses may hold UTF-8).
+    pub smtputf8: bool,
     pub recipients: Vec<String>,
 }
 
@@ -56,6 +58,9 @@ impl Header {
         if let Some(body) = &self.body {
             s.push_str(" BODY=");
             s.push_str(&clean(body));
+        }
+        if self.smtputf8 {
+            s.push_str(" SMTPUTF8");
         }
         s.push_str("\r\n");
         for r in &self.recipients {
@@ -124,6 +129,7 @@ impl EnvelopeParser {
                 helo: String::new(),
                 sender: String::new(),
                 body: None,
+                smtputf8: false,
                 recipients: Vec::new(),
             },
             keep,
@@ -148,7 +154,8 @@ impl EnvelopeParser {
                 self.expect = Expect::Mail;
             }
             Expect::Mail => {
-                (self.header.sender, self.header.body) = parse_mail(line)?;
+                let mail = parse_mail(line)?;
+                (self.header.sender, self.header.body, self.header.smtputf8) = mail;
                 self.expect = Expect::RcptOrData;
             }
             Expect::RcptOrData if line == "DATA" => {
@@ -182,23 +189,24 @@ impl EnvelopeParser {
     }
 }
 
-/// `MAIL FROM:<sender> BODY=x` -> (sender, body). The sender ends at the last `>`.
-fn parse_mail(line: &str) -> Result<(String, Option<String>), FormatError> {
+/// `MAIL FROM:<sender> BODY=x SMTPUTF8` -> (sender, body, smtputf8). The sender ends at
+/// the last `>`; each parameter [`Header::render`] writes may come once, nothing else.
+fn parse_mail(line: &str) -> Result<(String, Option<String>, bool), FormatError> {
     let mail = line
         .strip_prefix("MAIL FROM:<")
         .ok_or_else(|| FormatError("the second line is not MAIL FROM".into()))?;
     let (sender, params) = mail
         .rsplit_once('>')
         .ok_or_else(|| FormatError("MAIL FROM without '>'".into()))?;
-    let body = match params.trim() {
-        "" => None,
-        p => Some(
-            p.strip_prefix("BODY=")
-                .ok_or_else(|| FormatError(format!("unknown MAIL parameter {p:?}")))?
-                .to_string(),
-        ),
-    };
-    Ok((sender.to_string(), body))
+    let (mut body, mut smtputf8) = (None, false);
+    for p in params.split_whitespace() {
+        match p.strip_prefix("BODY=") {
+            Some(b) if body.is_none() => body = Some(b.to_string()),
+            None if p == "SMTPUTF8" && !smtputf8 => smtputf8 = true,
+            _ => return Err(FormatError(format!("unknown MAIL parameter {p:?}"))),
+        }
+    }
+    Ok((sender.to_string(), body, smtputf8))
 }
 
 /// Dot-stuffs message bytes on their way to the file: a `.` at the start of a line is
@@ -259,6 +267,7 @@ mod tests {
             helo: "client.example".into(),
             sender: "a@example.net".into(),
             body: Some("8BITMIME".into()),
+            smtputf8: false,
             recipients: vec!["r1@example.com".into(), "r2@example.com".into()],
         }
     }
@@ -293,6 +302,40 @@ mod tests {
         let (h, data) = Header::parse(&file).unwrap();
         assert_eq!(h, header());
         assert_eq!(data, b"Subject: x\r\n\r\n..dot\r\n.\r\n");
+    }
+
+    /// SPEC 3.2: the parameter is kept on the MAIL line and read back; UTF-8 addresses are
+    /// stored as they came.
+    #[test]
+    fn smtputf8_round_trips() {
+        let h = Header {
+            sender: "j\u{f6}rg@b\u{fc}cher.example".into(),
+            smtputf8: true,
+            recipients: vec![
+                "\u{434}\u{43c}\u{438}\u{442}\u{440}\u{438}\u{439}@xn--e1afmkfd.xn--p1ai".into(),
+            ],
+            ..header()
+        };
+        let mut file = h.render();
+        assert!(file.starts_with(
+            "HELO client.example\r\nMAIL FROM:<j\u{f6}rg@b\u{fc}cher.example> BODY=8BITMIME SMTPUTF8\r\n"
+                .as_bytes()
+        ));
+        file.extend_from_slice(b".\r\n");
+        assert_eq!(Header::parse(&file).unwrap().0, h);
+        let no_body = Header { body: None, ..h };
+        let mut file = no_body.render();
+        file.extend_from_slice(b".\r\n");
+        assert_eq!(Header::parse(&file).unwrap().0, no_body);
+        let parse = |s: &[u8]| Header::parse(s).map(|(h, _)| h).map_err(|e| e.0);
+        assert_eq!(
+            parse(b"HELO a\r\nMAIL FROM:<s> SMTPUTF8 SMTPUTF8\r\nRCPT TO:<r>\r\nDATA\r\n.\r\n"),
+            Err("unknown MAIL parameter \"SMTPUTF8\"".into())
+        );
+        assert_eq!(
+            parse(b"HELO a\r\nMAIL FROM:<s> smtputf8\r\nRCPT TO:<r>\r\nDATA\r\n.\r\n"),
+            Err("unknown MAIL parameter \"smtputf8\"".into())
+        );
     }
 
     #[test]
