@@ -206,6 +206,7 @@ fn ehlo_lists_etrn_in_smtpfront_spool_only() {
             "250-backup.test",
             "250-SIZE 0",
             "250-8BITMIME",
+            "250-SMTPUTF8",
             "250-ENHANCEDSTATUSCODES",
             "250-PIPELINING",
             "250 ETRN",
@@ -218,8 +219,8 @@ fn ehlo_lists_etrn_in_smtpfront_spool_only() {
         &[("TCPLOCALHOST", "backup.test"), ("PROTO", "TCP")],
         &["EHLO primary.test", "ETRN example.com", "QUIT"],
     );
-    assert_eq!(replies[5], "250 PIPELINING", "{replies:#?}");
-    assert_eq!(replies[6], "500 5.5.1 Command not recognized");
+    assert_eq!(replies[6], "250 PIPELINING", "{replies:#?}");
+    assert_eq!(replies[7], "500 5.5.1 Command not recognized");
 }
 
 /// smtpfront-reject in front of smtpfront-spool: while it refuses, ETRN is not listed and
@@ -235,18 +236,18 @@ fn smtpfront_reject_refuses_etrn_while_it_refuses() {
     refusing.push(("SMTPREJECT", "Down for maintenance"));
     let lines = ["EHLO primary.test", "ETRN example.com", "QUIT"];
     let (replies, _) = session(REJECT, &refusing, &lines);
-    assert_eq!(replies[5], "250 PIPELINING", "{replies:#?}");
-    assert_eq!(replies[6], "451 4.3.2 Down for maintenance");
+    assert_eq!(replies[6], "250 PIPELINING", "{replies:#?}");
+    assert_eq!(replies[7], "451 4.3.2 Down for maintenance");
     refusing.push(("SMTPREJECT", "-Closed"));
     let (replies, _) = session(REJECT, &refusing, &lines);
-    assert_eq!(replies[6], "553 5.7.1 Closed");
+    assert_eq!(replies[7], "553 5.7.1 Closed");
     assert_eq!(fifo.bytes(), 0);
 
     let passing: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     let (replies, _) = session_args(REJECT, &[SPOOL], &passing, &lines);
-    assert_eq!(replies[5], "250-PIPELINING", "{replies:#?}");
-    assert_eq!(replies[6], "250 ETRN");
-    assert_eq!(replies[7], STARTED);
+    assert_eq!(replies[6], "250-PIPELINING", "{replies:#?}");
+    assert_eq!(replies[7], "250 ETRN");
+    assert_eq!(replies[8], STARTED);
     assert_eq!(fifo.bytes(), 1);
 }
 
@@ -273,7 +274,7 @@ fn a_rcpthosts_domain_may_ask_others_may_not() {
         ],
     );
     assert_eq!(
-        replies[7..],
+        replies[8..],
         [
             STARTED,
             "250 2.0.0 Queuing for node @example.com started",
@@ -332,9 +333,9 @@ fn relayclient_and_auth_may_ask_for_any_node() {
             "QUIT",
         ],
     );
-    assert_eq!(replies[6..8], ["250-ETRN", "250 AUTH PLAIN LOGIN"]);
+    assert_eq!(replies[7..9], ["250-ETRN", "250 AUTH PLAIN LOGIN"]);
     assert_eq!(
-        replies[8..],
+        replies[9..],
         [
             not_allowed("example.org").as_str(),
             "235 2.7.0 Authentication successful",

@@ -211,7 +211,7 @@ fn swaks_tls_message_stored_with_esmtps_and_the_cipher() {
         .lines()
         .filter_map(|l| l.strip_prefix("<~  "))
         .collect();
-    assert_eq!(&inside[..6], EHLO_TLS, "{transcript}");
+    assert_eq!(&inside[..7], EHLO_TLS, "{transcript}");
     assert!(
         inside
             .iter()
@@ -467,7 +467,7 @@ fn auth_only_after_tls_and_received_says_esmtpsa() {
         READY,
         "TLS TLSv1.3 *",
     ]);
-    want.extend(&EHLO_TLS[..5]);
+    want.extend(&EHLO_TLS[..6]);
     want.extend([
         "250-ETRN",
         "250 AUTH PLAIN LOGIN",
