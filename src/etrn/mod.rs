@@ -70,6 +70,10 @@ impl Node {
             _ => (Node::Domain, arg),
         };
         let queue = arg.starts_with('#');
+        // A U-label domain is asked for in its A-label, as RCPTHOSTS and the queue are
+        // compared (SPEC 3.2); what does not convert to letters, digits and `-` stays 501.
+        let converted = crate::idna::to_ascii(name);
+        let name = if queue { name } else { &converted };
         let bare = name.strip_suffix('.').unwrap_or(name);
         let well_formed = !bare.is_empty()
             && name.len() <= MAX_NODE
@@ -97,7 +101,8 @@ impl Node {
         let Some(domain) = crate::address::domain(recipient) else {
             return matches!(self, Node::Queue(_));
         };
-        let domain = domain.strip_suffix('.').unwrap_or(domain);
+        let domain = crate::idna::to_ascii(domain);
+        let domain = domain.strip_suffix('.').unwrap_or(&domain);
         match self {
             Node::Queue(_) => true,
             Node::Domain(d) => domain.eq_ignore_ascii_case(d),
@@ -226,8 +231,8 @@ mod tests {
             "u@x",
             "@@x",
             "#a b",
-            "b\u{fc}cher.example",
-            "x\u{fffd}",
+            "#b\u{fc}cher",
+            "b\u{fc}cher..example",
             &long,
         ] {
             assert_eq!(Node::parse(bad), Err(BAD_NODE), "{bad:?}");
@@ -248,6 +253,13 @@ mod tests {
         assert!(s.wants("a@mail.Example.com"));
         assert!(!s.wants("a@notexample.com"));
         assert!(!s.wants("a@com"));
+        let u = Node::parse("b\u{fc}cher.example").unwrap();
+        assert_eq!(u.to_string(), "xn--bcher-kva.example");
+        assert!(u.wants("a@B\u{dc}cher.example") && u.wants("a@xn--bcher-kva.example"));
+        assert_eq!(
+            Node::parse("@xn--bcher-kva.example"),
+            Ok(Node::Subdomains(u.to_string()))
+        );
         let q = Node::parse("#all").unwrap();
         assert!(q.wants("a@anything.example") && q.wants("postmaster"));
     }
