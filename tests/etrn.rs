@@ -425,7 +425,7 @@ fn malformed_node_501_inside_a_transaction_503() {
         "ETRN [192.0.2.1]",
         "ETRN u@example.com",
         "ETRN example..com",
-        "etrn b\u{fc}cher.example",
+        "etrn b\u{fc}cher..example",
     ];
     let mut lines: Vec<&str> = bad.to_vec();
     lines.extend([
