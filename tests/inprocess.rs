@@ -2,20 +2,10 @@
 //! run on fd 0 / fd 1, with the client's bytes in memory. Fast, and the same input split at
 //! every byte must give the same replies (pipelining and DATA across reads).
 
-use smtpfront::backend::echo::Echo;
-use smtpfront::config::Settings;
-use smtpfront::smtp::{server::converse, Session};
-use smtpfront::ucspi::Conn;
+mod common;
 
-fn session(vars: &[(&str, &str)]) -> Session<Echo> {
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let settings = Settings::from_vars(vars).expect("settings");
-    let conn = Conn::from_vars(Some("TCP"), [("TCPLOCALHOST".into(), "mx.test".into())]);
-    Session::new(settings, conn, Echo)
-}
+use common::inprocess::echo_session as session;
+use smtpfront::smtp::server::converse;
 
 /// The reply lines after the greeting, with queue ids (which name the time) cut off.
 fn replies(vars: &[(&str, &str)], pieces: &[&[u8]]) -> Vec<String> {

@@ -4,24 +4,13 @@
 //! client write: bytes after STARTTLS in the same piece are the injection of CVE-2011-0411.
 //! The real helper (s6-ucspitlsd) is in tests/starttls.rs.
 
-use smtpfront::backend::echo::Echo;
-use smtpfront::config::Settings;
+mod common;
+
+use common::inprocess::echo_session as session;
 use smtpfront::smtp::server::{converse, converse_tls};
-use smtpfront::smtp::Session;
-use smtpfront::ucspi::Conn;
 
 const ANSWER: &[u8] =
     b"SSL_PROTOCOL=TLSv1.3\0SSL_CIPHER=TLS_AES_256_GCM_SHA384\0SSL_TLS_SNI_SERVERNAME\0\0";
-
-fn session(vars: &[(&str, &str)]) -> Session<Echo> {
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let settings = Settings::from_vars(vars).expect("settings");
-    let conn = Conn::from_vars(Some("TCP"), [("TCPLOCALHOST".into(), "mx.test".into())]);
-    Session::new(settings, conn, Echo)
-}
 
 /// The reply lines after the greeting.
 fn lines(out: Vec<u8>) -> Vec<String> {

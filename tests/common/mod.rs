@@ -3,6 +3,7 @@
 //! pipes, and start one under a real `tcpserver` on a free loopback port.
 #![allow(dead_code)]
 
+pub mod inprocess;
 pub mod postfix;
 
 use std::io::{Read, Write};
