@@ -4,10 +4,10 @@
 //! with `5.6.7` through $SENDMAIL (a script that saves argv and stdin).
 
 mod common;
-use common::{command, run_bounded, run_with_input, scratch, SPOOL};
-use smtpfront::spool::format::{Header, Stuffer};
+use common::spool::{spool_dir, stuffed};
+use common::{command, run_bounded, run_with_input, SPOOL};
+use smtpfront::spool::format::Header;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
@@ -61,35 +61,6 @@ impl Drop for Remote {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A spool with new/ and tmp/, and a SENDMAIL script that saves argv and stdin of each
-/// bounce in bounces/.
-fn spool_dir(name: &str) -> PathBuf {
-    let dir = scratch(name);
-    for d in ["new", "tmp", "bounces"] {
-        fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    let script = format!(
-        "#!/bin/sh\nd={}/bounces\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\"; done > $d/$$.argv\n\
-         cat > $d/$$.msg\n",
-        dir.display()
-    );
-    fs::write(dir.join("sendmail"), script).unwrap();
-    fs::set_permissions(dir.join("sendmail"), fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-fn stuffed(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut s = Stuffer::default();
-    let mut push = |b: &[u8]| -> Result<(), ()> {
-        out.extend_from_slice(b);
-        Ok(())
-    };
-    s.stuff(message, &mut push).unwrap();
-    s.finish(&mut push).unwrap();
-    out
 }
 
 /// Writes `new/ID` as a message received with SMTPUTF8.

@@ -5,11 +5,11 @@
 //! the real `cdbmake`.
 
 mod common;
+use common::spool::stuffed;
 use common::{
     assert_lines_like, command, python, reply_lines, run_bounded, run_with_input, scratch, tool,
     Server, ECHO, QUEUE_ID, SPOOL,
 };
-use smtpfront::spool::format::Stuffer;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -34,19 +34,6 @@ fn utf8_message() -> Vec<u8> {
          .a line with a dot\r\n"
     )
     .into_bytes()
-}
-
-/// The stored (dot-stuffed, dot-terminated) form of `message`.
-fn stuffed(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut s = Stuffer::default();
-    let mut push = |b: &[u8]| -> Result<(), ()> {
-        out.extend_from_slice(b);
-        Ok(())
-    };
-    s.stuff(message, &mut push).unwrap();
-    s.finish(&mut push).unwrap();
-    out
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {

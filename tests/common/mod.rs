@@ -5,6 +5,7 @@
 
 pub mod inprocess;
 pub mod postfix;
+pub mod spool;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
