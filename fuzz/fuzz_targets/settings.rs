@@ -109,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
         settings.fixup_received_ip.as_deref(),
         &[],
     );
-    // A tab folds a header line (RFC 5322 2.2.3): allowed, the README says so.
+    // A tab folds a header line (RFC 5322 2.2.3): allowed, smtpfront(7) says so.
     no_control("HEADER_ADD", settings.header_add.as_deref(), &['\n', '\t']);
 
     // Numbers: the last value given for the variable, as written.
