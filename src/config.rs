@@ -131,18 +131,74 @@ pub const FACILITIES: &[&str] = &[
     "local7",
 ];
 
+/// The names `Raw` reads (lower case), as serde's derive lists them: `Raw::deserialize`
+/// hands them to `deserialize_struct` first thing, where this probe stops it. So the list
+/// cannot drift from the struct.
+fn raw_fields() -> &'static [&'static str] {
+    use serde::de::Visitor;
+
+    struct Probe;
+    #[derive(Debug)]
+    struct Fields(&'static [&'static str]);
+    impl fmt::Display for Fields {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "fields {:?}", self.0)
+        }
+    }
+    impl std::error::Error for Fields {}
+    impl serde::de::Error for Fields {
+        fn custom<T: fmt::Display>(_: T) -> Self {
+            Fields(&[])
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for Probe {
+        type Error = Fields;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+            Err(Fields(&[]))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Fields> {
+            Err(Fields(fields))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    match Raw::deserialize(Probe) {
+        Err(Fields(fields)) => fields,
+        Ok(_) => &[],
+    }
+}
+
 fn seconds(n: u64) -> Option<Duration> {
     (n > 0).then(|| Duration::from_secs(n))
 }
 
 impl Settings {
-    /// Reads the process environment.
+    /// Reads the process environment. Only the variables `Raw` reads are copied out of it:
+    /// start-up is paid by every connection, and a tcpserver environment holds dozens of
+    /// others.
     pub fn from_env() -> Result<Settings, ConfigError> {
-        Settings::from_vars(std::env::vars_os().filter_map(|(k, v)| {
-            // A name or value that is not UTF-8 cannot be one of ours; values of ours that
-            // are not UTF-8 are refused below through the lossy replacement character.
-            let k = k.into_string().ok()?;
-            Some((k, v.to_string_lossy().into_owned()))
+        let fields = raw_fields();
+        Settings::from_vars(crate::sys::environ_entries().filter_map(|entry| {
+            let eq = crate::sys::memchr(b'=', entry)?;
+            let (name, value) = (&entry[..eq], &entry[eq + 1..]);
+            // Upper case only (see `apply`); values of ours that are not UTF-8 are
+            // refused below through the lossy replacement character.
+            let ours = !name.iter().any(u8::is_ascii_lowercase)
+                && fields
+                    .iter()
+                    .any(|f| f.as_bytes().eq_ignore_ascii_case(name));
+            ours.then(|| {
+                let name = String::from_utf8_lossy(name).into_owned();
+                (name, String::from_utf8_lossy(value).into_owned())
+            })
         }))
     }
 
@@ -295,6 +351,24 @@ mod tests {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// from_env copies only these names out of the environment: every field, in order.
+    #[test]
+    fn the_probe_lists_every_field_of_raw() {
+        let fields = raw_fields();
+        assert_eq!(fields.len(), 27);
+        assert_eq!(fields.first(), Some(&"timeout"));
+        assert_eq!(fields.last(), Some(&"proto"));
+        for name in [
+            "mailrules",
+            "rcpthosts",
+            "spooldir",
+            "sslctlfd",
+            "header_add",
+        ] {
+            assert!(fields.contains(&name), "{name} missing from {fields:?}");
+        }
     }
 
     #[test]

@@ -14,10 +14,16 @@ pub const EXIT_CANNOT_START: i32 = 111;
 
 /// Runs one front end: `make_backend` builds the back end from the settings, or says in a
 /// log line why it cannot (the client then gets `421`).
+///
+/// The front ends are `#![no_main]`: their C `main` calls this without Rust's runtime
+/// start-up, which every connection would pay for (reading `/proc/self/maps` for a stack
+/// guard, an alternate signal stack, a dozen system calls). Of that start-up a session
+/// needs one thing, SIGPIPE ignored, which is done here.
 pub fn run<B: Backend>(
     program: &str,
     make_backend: impl FnOnce(&Settings) -> Result<B, String>,
 ) -> i32 {
+    sys::ignore_sigpipe();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {

@@ -160,6 +160,40 @@ pub fn ignore_sigxfsz() {
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
 }
 
+/// Ignores SIGPIPE, so that writing to a client that is gone fails with EPIPE (the session
+/// ends and logs it) instead of killing the process. Rust's runtime does this before `main`;
+/// the front ends start without that runtime (`#![no_main]`, see [`crate::frontend::main`]).
+pub fn ignore_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_IGN has no memory effects.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+/// The environment's `NAME=value` entries, borrowed from the process (no copy):
+/// `std::env::vars_os` copies every variable, where start-up wants a handful of them.
+/// Nothing in this program changes the environment, so the entries stay valid.
+pub fn environ_entries() -> impl Iterator<Item = &'static [u8]> {
+    // SAFETY: environ is a NULL-terminated array of NUL-terminated strings that lives as
+    // long as the process; this program never calls setenv/putenv (std::env::set_var).
+    let mut p = unsafe { environ };
+    std::iter::from_fn(move || {
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: p points into the array before its terminating NULL (checked below).
+        let entry = unsafe { *p };
+        if entry.is_null() {
+            return None;
+        }
+        // SAFETY: entry is a NUL-terminated string that lives as long as the process.
+        p = unsafe { p.add(1) };
+        Some(unsafe { std::ffi::CStr::from_ptr(entry) }.to_bytes())
+    })
+}
+
 /// Makes `fd` the child's descriptor 3 (the checkpassword interface); the command owns it.
 pub fn pass_as_fd3(cmd: &mut std::process::Command, fd: std::io::PipeReader) {
     use std::os::unix::io::AsRawFd;

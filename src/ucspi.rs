@@ -23,8 +23,21 @@ pub struct Conn {
 
 impl Conn {
     /// Reads `${PROTO}*` from the process environment. No PROTO: nothing is known.
+    /// Only names that start with PROTO are copied out of it (it may hold dozens of
+    /// others, and names or values that are not UTF-8, on which `std::env::vars` panics).
     pub fn from_env(proto: Option<&str>) -> Conn {
-        Conn::from_vars(proto, std::env::vars())
+        let Some(prefix) = proto.filter(|p| !p.is_empty()) else {
+            return Conn::default();
+        };
+        let vars = crate::sys::environ_entries().filter_map(|entry| {
+            let eq = crate::sys::memchr(b'=', entry)?;
+            let (name, value) = (&entry[..eq], &entry[eq + 1..]);
+            name.starts_with(prefix.as_bytes()).then(|| {
+                let name = String::from_utf8_lossy(name).into_owned();
+                (name, String::from_utf8_lossy(value).into_owned())
+            })
+        });
+        Conn::from_vars(proto, vars)
     }
 
     pub fn from_vars<I: IntoIterator<Item = (String, String)>>(

@@ -293,3 +293,91 @@ fn checkpassword_timeout_kills_its_children_too() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The environment may hold names and values that are not UTF-8 (a tcpserver rules file,
+/// an inetd, a shell can put them there). Reading `${PROTO}*` through `std::env::vars`
+/// panicked on them: every connection answered nothing and died (exit 134). Now each front
+/// end reads only its own variables, byte-wise.
+#[test]
+fn environment_entries_that_are_not_utf8_are_ignored() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let input = b"EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nQUIT\r\n";
+    for (program, extra) in [
+        (ECHO, None),
+        (REJECT, Some(("SMTPREJECT", "Closed for maintenance"))),
+    ] {
+        let mut cmd = command(program, &[("PROTO", "TCP"), ("TCPREMOTEIP", "192.0.2.7")]);
+        cmd.env(
+            OsStr::from_bytes(b"X\xff"),
+            OsStr::from_bytes(b"bad \xfe value"),
+        )
+        .env("LANG_VALUE", OsStr::from_bytes(b"\xc3\x28"))
+        .env(OsStr::from_bytes(b"TCP\xff"), "x");
+        if let Some((k, v)) = extra {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(input)?;
+                child.wait_with_output()
+            })
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = stdout.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(out.status.code(), Some(0), "{program}: {lines:?}");
+        let mail = if extra.is_some() {
+            "451 4.3.2 Closed for maintenance"
+        } else {
+            "250 2.1.0 Sender <a@example.net> accepted"
+        };
+        assert_eq!(lines.first().map(|l| l.starts_with("220 ")), Some(true));
+        assert_eq!(
+            lines[lines.len() - 2..],
+            [mail, "221 2.0.0 Good bye"],
+            "{program}"
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            log.lines()
+                .any(|l| l.contains("]: end: remote 192.0.2.7 helo client.example ")),
+            "{program}: {log}"
+        );
+    }
+}
+
+/// The front ends start without Rust's runtime (`#![no_main]`), which used to ignore
+/// SIGPIPE for them: a client that closes its end while we write must still end the
+/// session with a log line and a normal exit, not kill the process with SIGPIPE.
+#[test]
+fn a_client_gone_while_we_write_is_logged_not_a_signal() {
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    for program in [ECHO, SPOOL] {
+        let spool = scratch("sigpipe-spool");
+        let spool_dir = spool.to_str().unwrap();
+        let mut child = command(program, &[("SPOOLDIR", spool_dir), ("RELAYCLIENT", "")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Close the reading end of its stdout before it writes its greeting.
+        drop(child.stdout.take());
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(&b"NOOP\r\n".repeat(64));
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.signal(), None, "{program}: killed by a signal");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            log.lines().any(|l| l.ends_with(": client went away")),
+            "{program}: {log}"
+        );
+    }
+}
