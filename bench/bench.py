@@ -273,7 +273,7 @@ def bench_pipeline(ctx):
     wall = {k: median([r.wall for r in v]) * 1e3 for k, v in runs.items()}
     cpu = {k: median([r.cpu for r in v]) * 1e3 for k, v in runs.items()}
     return [
-        ctx.row("pipeline 10k wall", wall, "ms", "<=", 0.5, f"median of {rounds}"),
+        ctx.row("pipeline 10k wall", wall, "ms", "<=", 0.25, f"median of {rounds}"),
         ctx.row("pipeline 10k cpu", cpu, "ms", None, None, "user+sys"),
     ]
 

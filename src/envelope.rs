@@ -81,6 +81,10 @@ pub struct Trace<'a> {
 
 /// Header text never carries bytes that would end or break the header (SPEC 4).
 fn clean(s: &str) -> String {
+    // Printable ASCII, the usual case, is copied as it is.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_string();
+    }
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()

@@ -25,6 +25,7 @@ pub mod backend;
 pub mod base64;
 pub mod cdb;
 pub mod config;
+pub mod decimal;
 pub mod envelope;
 pub mod etrn;
 pub mod forward;

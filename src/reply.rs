@@ -44,18 +44,38 @@ impl Reply {
 
     /// Appends the wire form (CRLF line ends) to `out`.
     pub fn render(&self, out: &mut Vec<u8>) {
-        let code = self.code.to_string();
-        let mut lines = self.text.split('\n').peekable();
-        while let Some(line) = lines.next() {
-            out.extend_from_slice(code.as_bytes());
-            out.push(if lines.peek().is_some() { b'-' } else { b' ' });
+        let code = [
+            b'0' + (self.code / 100 % 10) as u8,
+            b'0' + (self.code / 10 % 10) as u8,
+            b'0' + (self.code % 10) as u8,
+        ];
+        let mut rest = self.text.as_bytes();
+        loop {
+            let (line, more) = match crate::sys::memchr(b'\n', rest) {
+                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                None => (rest, None),
+            };
+            out.extend_from_slice(&code);
+            out.push(if more.is_some() { b'-' } else { b' ' });
             if !self.status.is_empty() {
                 out.extend_from_slice(self.status.as_bytes());
                 out.push(b' ');
             }
             // A reply line never carries a bare CR: it would end the line early.
-            out.extend(line.bytes().map(|b| if b == b'\r' { b' ' } else { b }));
+            let start = out.len();
+            out.extend_from_slice(line);
+            if crate::sys::memchr(b'\r', line).is_some() {
+                for b in &mut out[start..] {
+                    if *b == b'\r' {
+                        *b = b' ';
+                    }
+                }
+            }
             out.extend_from_slice(b"\r\n");
+            match more {
+                Some(m) => rest = m,
+                None => break,
+            }
         }
     }
 
@@ -142,3 +162,32 @@ pub const UTF8_NOT_DECLARED: Reply = Reply::fixed(
     "5.6.7",
     "Must declare SMTPUTF8 to send a UTF-8 address",
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(r: &Reply) -> String {
+        let mut out = Vec::new();
+        r.render(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn one_line_with_and_without_status() {
+        assert_eq!(wire(&OK), "250 2.0.0 Ok\r\n");
+        assert_eq!(wire(&Reply::new(220, "", "mx ESMTP")), "220 mx ESMTP\r\n");
+        assert_eq!(wire(&Reply::new(421, "4.3.0", "")), "421 4.3.0 \r\n");
+    }
+
+    #[test]
+    fn lines_carry_the_code_and_status_each_and_no_cr() {
+        let r = Reply::new(553, "5.7.1", "first\nsec\rond\r\n\nlast\r");
+        assert_eq!(
+            wire(&r),
+            "553-5.7.1 first\r\n553-5.7.1 sec ond \r\n553-5.7.1 \r\n553 5.7.1 last \r\n"
+        );
+        let ehlo = Reply::new(250, "", "mx\nPIPELINING");
+        assert_eq!(wire(&ehlo), "250-mx\r\n250 PIPELINING\r\n");
+    }
+}

@@ -3,6 +3,7 @@
 //! the message. It is also the oracle of the protocol tests.
 
 use super::{queue_id, Approval, Backend, Queued};
+use crate::decimal;
 use crate::envelope::Envelope;
 use crate::log;
 use crate::reply::Reply;
@@ -28,11 +29,11 @@ impl Backend for Echo {
     }
 
     fn recipient(&mut self, recipient: &str, _approval: Approval) -> Result<Reply, Reply> {
-        Ok(Reply::new(
-            250,
-            "2.1.5",
-            format!("Recipient <{recipient}> accepted"),
-        ))
+        let mut text = String::with_capacity(recipient.len() + 24);
+        text.push_str("Recipient <");
+        text.push_str(recipient);
+        text.push_str("> accepted");
+        Ok(Reply::new(250, "2.1.5", text))
     }
 
     /// The headers the front end adds go to the log, one `header:` line per field, so that
@@ -41,7 +42,9 @@ impl Backend for Echo {
     /// continuation tab is ours, not client text, and was logged as `\x09`.
     fn data_start(&mut self, _envelope: &Envelope, trace: &[u8]) -> io::Result<()> {
         for field in unfold(trace) {
-            log::line(&format!("header: {}", log::escape(&field)));
+            let mut line = String::from("header: ");
+            line.push_str(&log::escape(&field));
+            log::line(&line);
         }
         Ok(())
     }
@@ -52,10 +55,15 @@ impl Backend for Echo {
 
     fn data_end(&mut self, envelope: &Envelope, size: u64) -> io::Result<Queued> {
         let id = queue_id();
-        let text = format!(
-            "Received {size} bytes for {} recipient(s), queue id {id}",
-            envelope.recipients.len()
-        );
+        // "Received {size} bytes for {n} recipient(s), queue id {id}", without format!:
+        // one per pipelined message.
+        let mut text = String::with_capacity(96);
+        text.push_str("Received ");
+        decimal::push(&mut text, size);
+        text.push_str(" bytes for ");
+        decimal::push(&mut text, envelope.recipients.len() as u64);
+        text.push_str(" recipient(s), queue id ");
+        text.push_str(&id);
         Ok(Queued {
             id,
             reply: Reply::new(250, "2.0.0", text),

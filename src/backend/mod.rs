@@ -5,6 +5,7 @@
 pub mod echo;
 pub mod spool;
 
+use crate::decimal;
 use crate::envelope::Envelope;
 use crate::etrn::Node;
 use crate::reply::{self, Reply};
@@ -92,11 +93,14 @@ pub fn queue_id() -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    format!(
-        "{}.{:06}.{}.{}",
-        now.as_secs(),
-        now.subsec_micros(),
-        PID.get_or_init(std::process::id),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
+    // "{secs}.{micros:06}.{pid}.{seq}", built by hand: one per pipelined message.
+    let mut id = String::with_capacity(40);
+    decimal::push(&mut id, now.as_secs());
+    id.push('.');
+    decimal::push_padded(&mut id, u64::from(now.subsec_micros()), 6);
+    id.push('.');
+    decimal::push(&mut id, u64::from(*PID.get_or_init(std::process::id)));
+    id.push('.');
+    decimal::push(&mut id, u64::from(SEQ.fetch_add(1, Ordering::Relaxed)));
+    id
 }

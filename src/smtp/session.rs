@@ -9,6 +9,7 @@
 use crate::auth::{self, checkpassword, Dialogue, Next};
 use crate::backend::{Approval, Backend, EtrnSupport};
 use crate::config::Settings;
+use crate::decimal;
 use crate::envelope::{Envelope, Protocol, Trace};
 use crate::etrn::{self, Node};
 use crate::headers::HopCounter;
@@ -602,17 +603,24 @@ impl<B: Backend> Session<B> {
         match self.backend.data_end(&m.envelope, m.size) {
             Ok(queued) => {
                 self.messages += 1;
-                let bare = match bare_lfs {
-                    0 => String::new(),
-                    n => format!(", {n} bare LF"),
-                };
-                log::line(&format!(
-                    "accepted: queue id {} from <{}> to {} recipient(s), {} bytes{bare}",
-                    queued.id,
-                    log::quote(m.envelope.sender.as_bytes()),
-                    m.envelope.recipients.len(),
-                    m.size
-                ));
+                // "accepted: queue id {id} from <{sender}> to {n} recipient(s), {size}
+                // bytes[, {bare} bare LF]", without format!: one per pipelined message.
+                let mut line = String::with_capacity(160);
+                line.push_str("accepted: queue id ");
+                line.push_str(&queued.id);
+                line.push_str(" from <");
+                line.push_str(&log::quote(m.envelope.sender.as_bytes()));
+                line.push_str("> to ");
+                decimal::push(&mut line, m.envelope.recipients.len() as u64);
+                line.push_str(" recipient(s), ");
+                decimal::push(&mut line, m.size);
+                line.push_str(" bytes");
+                if bare_lfs > 0 {
+                    line.push_str(", ");
+                    decimal::push(&mut line, bare_lfs);
+                    line.push_str(" bare LF");
+                }
+                log::line(&line);
                 queued.reply
             }
             Err(e) => {
