@@ -14,7 +14,7 @@
 
 use super::parse::Selector;
 use super::swar::lower8;
-use super::text::Span;
+use super::text::{Span, Text};
 
 /// What a key is for: the list of the rule, which of its patterns gave the key, and
 /// whether the key is an address or a domain.
@@ -81,7 +81,7 @@ impl Index {
     }
 
     /// Appends to `out` the positions of the rules under `key` (lower-cased), in no order.
-    pub(crate) fn find(&self, text: &str, kind: Kind, key: &str, out: &mut Vec<u32>) {
+    pub(crate) fn find(&self, text: Text<'_>, kind: Kind, key: &str, out: &mut Vec<u32>) {
         if self.heads.is_empty() {
             return;
         }
@@ -91,7 +91,7 @@ impl Index {
             let entry = &self.entries[at as usize];
             if entry.hash == hash
                 && entry.kind == kind
-                && entry.key.get(text).eq_ignore_ascii_case(key)
+                && text.get(entry.key).eq_ignore_ascii_case(key)
             {
                 out.push(entry.position);
             }
@@ -153,7 +153,7 @@ mod tests {
         index.link();
         let find = |kind: Kind, key: &str| {
             let mut out = Vec::new();
-            index.find(text, kind, key, &mut out);
+            index.find(text.into(), kind, key, &mut out);
             out.sort_unstable();
             out
         };

@@ -18,9 +18,9 @@
 //!
 //! Speed (one process per connection, so the file is loaded in every session): loading a
 //! 10,000-line file must cost well under a millisecond, which is about 100 ns a line. So
-//! loading makes no string and no allocation per rule: the file is read into one string that
-//! the rules keep, texts are spans of it (fields with escapes are decoded once, onto its
-//! end); a rule is a small fixed-size record in one vector; the fields after the patterns
+//! loading makes no string and no allocation per rule: the file is mapped (or read into one
+//! string) and the rules keep it, texts are spans of it (fields with escapes are decoded once,
+//! into one string whose spans start past the end of the file); a rule is a small fixed-size record in one vector; the fields after the patterns
 //! are only checked, and read again when their rule is applied; patterns are not compiled,
 //! only scanned for the facts that let most of them be refused at once. Every line is still
 //! checked in full at load, so an error names its line before any mail comes (SPEC 5).
@@ -77,7 +77,7 @@ use list::List;
 use parse::{Action, Body, Line, PatternSpec, RawRule, Selector};
 use pattern::{Address, Pattern};
 use table::{Rule, Table};
-use text::{TextBuilder, MAX_FILE_LEN};
+use text::{Text, TextBuilder, MAX_FILE_LEN};
 
 /// SPEC 5: the text of a `d` rule without a RESPONSE.
 pub const REJECT_TEXT: &str = "Rejected";
@@ -89,10 +89,10 @@ pub const DEFER_TEXT: &str = "Deferred";
 const LINE_LEN_HINT: usize = 16;
 
 /// A parsed rules file with its list files, loaded once per session.
-#[derive(Default)]
 pub struct Rules {
-    /// The rules file, then the decoded texts of fields with escapes (see `text.rs`).
-    text: String,
+    /// The rules file, and the decoded texts of fields with escapes (see `text.rs`).
+    file: Source,
+    decoded: String,
     table: Table,
     lists: Vec<List>,
     origin: PathBuf,
@@ -169,6 +169,23 @@ impl Outcome {
     }
 }
 
+/// Where the text of a rules file is.
+enum Source {
+    /// The file, mapped: no copy, and no fresh page to fault in per 4 KiB of it.
+    Mapped(crate::sys::MappedText),
+    /// Text given to [`Rules::parse`], or a file that could not be mapped.
+    Owned(String),
+}
+
+impl Source {
+    fn as_str(&self) -> &str {
+        match self {
+            Source::Mapped(mapped) => mapped.as_str(),
+            Source::Owned(text) => text,
+        }
+    }
+}
+
 impl fmt::Debug for Rules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rules")
@@ -183,6 +200,11 @@ impl fmt::Debug for Rules {
 impl Rules {
     /// Reads and parses the rules file at `path` and the list files it names.
     pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        if let Some(mapped) = Rules::map(path) {
+            return Rules::build(Source::Mapped(mapped), path, Table::default);
+        }
+        // Not mapped (an empty file, not a regular file, not UTF-8, an error): read, and
+        // report as reading does.
         let bytes =
             std::fs::read(path).map_err(|e| error_at(path, 0, format!("cannot read: {e}")))?;
         let text = String::from_utf8(bytes).map_err(|e| {
@@ -190,32 +212,37 @@ impl Rules {
             let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
             error_at(path, line, "not valid UTF-8".to_string())
         })?;
-        Rules::build(text, path, Table::default)
+        Rules::build(Source::Owned(text), path, Table::default)
+    }
+
+    /// The file at `path` mapped, if it is a regular file that can be, and UTF-8.
+    fn map(path: &Path) -> Option<crate::sys::MappedText> {
+        let file = std::fs::File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        let len = usize::try_from(meta.len()).ok()?;
+        if !meta.is_file() || len == 0 || len > MAX_FILE_LEN {
+            return None;
+        }
+        crate::sys::MappedText::map(&file, len).ok()
     }
 
     /// Parses rules text; list files are read relative to the current directory. `origin`
     /// names the text in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Rules, RulesError> {
-        Rules::build(text.to_string(), origin, Table::default)
+        Rules::build(Source::Owned(text.to_string()), origin, Table::default)
     }
 
     /// [`Rules::parse`] of the text it keeps, with the tables made by `new_table` (tests
     /// compare indexed and not).
-    fn build(
-        mut text: String,
-        origin: &Path,
-        new_table: fn() -> Table,
-    ) -> Result<Rules, RulesError> {
+    fn build(file: Source, origin: &Path, new_table: fn() -> Table) -> Result<Rules, RulesError> {
+        let text = file.as_str();
         if text.len() > MAX_FILE_LEN {
             let reason = format!("larger than the limit of {MAX_FILE_LEN} bytes");
             return Err(error_at(origin, 0, reason));
         }
-        // A rule's tail is read to the end of its line (`text::rest_of_line`): the last
-        // line needs its newline, or it would run on into the decoded texts appended below
-        // (found by the `rules` fuzz target: a `d` rule then lost its fields).
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
+        // A rule's tail is read to the end of its line (`text::rest_of_line`), or of the
+        // file: the decoded texts are apart (the `rules` fuzz target found a `d` rule that
+        // lost its fields when they followed the file's last line without a newline).
         let mut loader = Loader {
             origin,
             lists: Vec::new(),
@@ -223,22 +250,26 @@ impl Rules {
         };
         let mut table = new_table();
         table.reserve(text.len() / LINE_LEN_HINT);
-        let decoded = loader.read(&text, &mut table)?;
-        // Texts with escapes were decoded past the end of the file (see `text.rs`).
-        text.push_str(&decoded);
+        let decoded = loader.read(text, &mut table)?;
         table.finish();
         Ok(Rules {
-            text,
+            file,
+            decoded,
             table,
             lists: loader.lists,
             origin: origin.to_path_buf(),
         })
     }
 
+    /// The rules text: the file, then the decoded texts.
+    fn text(&self) -> Text<'_> {
+        Text::new(self.file.as_str(), &self.decoded)
+    }
+
     /// The rules' answer for the envelope sender (`""` for the null sender), at MAIL.
     pub fn sender(&self, sender: &str) -> Result<Outcome, RulesError> {
         let sender = Address::new(sender);
-        let (text, lists, origin) = (&self.text, &self.lists, &self.origin);
+        let (text, lists, origin) = (self.text(), &self.lists, &self.origin);
         self.table
             .run(Selector::Sender, text, lists, origin, &sender, None)
     }
@@ -246,7 +277,7 @@ impl Rules {
     /// The rules' answer for one recipient of a transaction from `sender`, at RCPT.
     pub fn recipient(&self, sender: &str, recipient: &str) -> Result<Outcome, RulesError> {
         let (sender, recipient) = (Address::new(sender), Address::new(recipient));
-        let (text, lists, origin) = (&self.text, &self.lists, &self.origin);
+        let (text, lists, origin) = (self.text(), &self.lists, &self.origin);
         let list = Selector::Recipient;
         self.table
             .run(list, text, lists, origin, &sender, Some(&recipient))

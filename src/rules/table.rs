@@ -28,7 +28,7 @@ use super::parse::{Action, Selector};
 use super::pattern::{Address, IndexKey, Pattern};
 use super::quick::Quick;
 use super::tail::{self, Tail};
-use super::text::{self, TextBuilder};
+use super::text::{self, Text, TextBuilder};
 use super::{error_at, Outcome, RulesError, Verdict};
 
 /// A rule, as a lookup tests it. What it changes when applied is read again from the text,
@@ -179,7 +179,7 @@ impl Table {
     fn indexed_candidates(
         &self,
         list: Selector,
-        text: &str,
+        text: Text<'_>,
         sender: &Address,
         recipient: Option<&Address>,
     ) -> Vec<u32> {
@@ -206,7 +206,7 @@ impl Table {
     pub(crate) fn run(
         &self,
         list: Selector,
-        text: &str,
+        text: Text<'_>,
         lists: &[List],
         origin: &Path,
         sender: &Address,
@@ -225,7 +225,7 @@ impl Table {
                 && rule_matches(rule, text, lists, sender, recipient).map_err(
                     |ListError(list, e)| {
                         let origin = origin.display();
-                        let line = text::line_number(text, rule.tail);
+                        let line = text::line_number(text.file(), rule.tail);
                         let reason = format!("{e} (a list of the rule at {origin}:{line})");
                         error_at(list.path(), 0, reason)
                     },
@@ -238,7 +238,7 @@ impl Table {
             if !hit {
                 continue;
             }
-            let Ok(tail) = tail::tail(text::rest_of_line(text, rule.tail)) else {
+            let Ok(tail) = tail::tail(text::rest_of_line(text.file(), rule.tail)) else {
                 debug_assert!(false, "the fields of a rule are checked at load");
                 continue;
             };
@@ -272,7 +272,7 @@ fn merge<'a>(
 
 fn rule_matches<'a>(
     rule: &Rule,
-    text: &str,
+    text: Text<'_>,
     lists: &'a [List],
     sender: &Address,
     recipient: Option<&Address>,
@@ -330,7 +330,7 @@ impl Effects {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Rules;
+    use super::super::{Rules, Source};
     use super::*;
 
     /// Every byte of these is written for every rule of a file, in every session.
@@ -414,8 +414,8 @@ mod tests {
             }
             text.push_str("k*:*:END\n");
             let origin = Path::new("t");
-            let indexed = Rules::build(text.clone(), origin, Table::default);
-            let plain = Rules::build(text.clone(), origin, Table::without_index);
+            let indexed = Rules::build(Source::Owned(text.clone()), origin, Table::default);
+            let plain = Rules::build(Source::Owned(text.clone()), origin, Table::without_index);
             let (Ok(indexed), Ok(plain)) = (indexed, plain) else {
                 continue; // a selector inside a chain
             };
