@@ -76,7 +76,7 @@ use std::path::{Path, PathBuf};
 use list::List;
 use parse::{Action, Body, Line, PatternSpec, RawRule, Selector};
 use pattern::{Address, Pattern};
-use table::{Rule, Table};
+use table::{Reparsed, Rule, Table};
 use text::{Text, TextBuilder, MAX_FILE_LEN};
 
 /// SPEC 5: the text of a `d` rule without a RESPONSE.
@@ -95,6 +95,8 @@ pub struct Rules {
     decoded: String,
     table: Table,
     lists: Vec<List>,
+    /// Positions in `lists` by file name, for the rules parsed again (`table.rs`).
+    list_index: HashMap<String, usize>,
     origin: PathBuf,
 }
 
@@ -257,6 +259,7 @@ impl Rules {
             decoded,
             table,
             lists: loader.lists,
+            list_index: loader.list_index,
             origin: origin.to_path_buf(),
         })
     }
@@ -270,17 +273,54 @@ impl Rules {
     pub fn sender(&self, sender: &str) -> Result<Outcome, RulesError> {
         let sender = Address::new(sender);
         let (text, lists, origin) = (self.text(), &self.lists, &self.origin);
+        let reparse = |line| self.reparse(line);
+        let list = Selector::Sender;
         self.table
-            .run(Selector::Sender, text, lists, origin, &sender, None)
+            .run(list, text, lists, origin, &reparse, &sender, None)
     }
 
     /// The rules' answer for one recipient of a transaction from `sender`, at RCPT.
     pub fn recipient(&self, sender: &str, recipient: &str) -> Result<Outcome, RulesError> {
         let (sender, recipient) = (Address::new(sender), Address::new(recipient));
         let (text, lists, origin) = (self.text(), &self.lists, &self.origin);
+        let reparse = |line| self.reparse(line);
         let list = Selector::Recipient;
-        self.table
-            .run(list, text, lists, origin, &sender, Some(&recipient))
+        self.table.run(
+            list,
+            text,
+            lists,
+            origin,
+            &reparse,
+            &sender,
+            Some(&recipient),
+        )
+    }
+
+    /// The indexed rule of the line at `line`, parsed again as it was at load (`table.rs`).
+    /// `None` if it no longer parses as it did, which only a file changed in place can do.
+    fn reparse(&self, line: u32) -> Option<Reparsed> {
+        let file = self.file.as_str();
+        let line = text::line_at(file, line)?;
+        let mut text = TextBuilder::new(file);
+        let Ok(Some(Line::Rule(raw))) = parse::parse_line(line, &mut text) else {
+            return None;
+        };
+        let pattern = |spec: PatternSpec| match spec.body {
+            Body::Glob(glob) => Some(Pattern::glob(glob, spec.negated)),
+            Body::List { path, domain_only } => {
+                let list = *self.list_index.get(text.get(path))?;
+                let list = u32::try_from(list).ok()?;
+                Some(Pattern::list(list, domain_only, spec.negated))
+            }
+        };
+        let rule = Rule {
+            action: raw.action,
+            sender: pattern(raw.sender)?,
+            recipient: pattern(raw.recipient)?,
+            tail: raw.tail.start(),
+        };
+        let decoded = text.into_decoded();
+        Some(Reparsed { rule, decoded })
     }
 }
 
@@ -298,7 +338,7 @@ impl Loader<'_> {
         let mut text = TextBuilder::new(file);
         let mut selector: Option<Selector> = None;
         // An open `&` chain: its rules, and whether all have recipient pattern `*`.
-        let mut chain: Vec<Rule> = Vec::new();
+        let mut chain: Vec<(u32, Rule)> = Vec::new();
         let mut chain_star = true;
         let mut last_line = 0;
         for (index, line) in text::lines(file).enumerate() {
@@ -320,6 +360,10 @@ impl Loader<'_> {
             chain_star &= raw.recipient_is_star;
             let ends_chain = raw.action != Action::And;
             let rule = self.resolve(raw, number, &text)?;
+            // The place of the line in the file: the order of the rules, and where an
+            // indexed one is read again. A file is under 2 GiB: it fits.
+            let at = line.as_ptr() as usize - file.as_ptr() as usize;
+            let at = u32::try_from(at).unwrap_or(u32::MAX);
             last_line = number;
             // SPEC 5: before any selector, a rule whose recipient pattern is `*` is a
             // sender rule; a chain is one only if all its rules are.
@@ -329,12 +373,12 @@ impl Loader<'_> {
                 (None, false) => Selector::Recipient,
             };
             match (ends_chain, chain.is_empty()) {
-                (true, true) => table.push(list, rule, true, &text),
+                (true, true) => table.push(list, at, rule, true, &text),
                 (true, false) => {
-                    chain.push(rule);
+                    chain.push((at, rule));
                     table.push_chain(list, &mut chain, &text);
                 }
-                (false, _) => chain.push(rule),
+                (false, _) => chain.push((at, rule)),
             }
             if ends_chain {
                 chain_star = true;

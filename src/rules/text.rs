@@ -206,6 +206,13 @@ pub(crate) fn lines(file: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The line that starts at byte `at` of `file`, without its `\n`; `None` if `at` is not
+/// a character boundary of it.
+pub(crate) fn line_at(file: &str, at: u32) -> Option<&str> {
+    let rest = file.get(at as usize..)?;
+    Some(&rest[..line_end(rest.as_bytes())])
+}
+
 /// The text from byte `at` of `text` to the end of its line, trimmed at the end as lines are
 /// (`at` is a character boundary).
 pub(crate) fn rest_of_line(text: &str, at: u32) -> &str {
