@@ -625,4 +625,66 @@ mod tests {
         assert_eq!(e.line, 0);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
+
+    /// A mapped file answers as the same text parsed, indexed or not: indexed rules parsed
+    /// again from their lines, with escapes, and the last line without its newline.
+    #[test]
+    fn mapped_files_and_indexed_rules_answer_as_parsed_text() {
+        let dir = std::env::temp_dir().join(format!("smtpfront-rules-map-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let list = dir.join("list");
+        std::fs::write(&list, "listed@x\n").expect("write list");
+        let text = format!(
+            "n*:*@x::100::A=1\nk*:a\\:b@x:ESCAPED\nd*:*@Example.COM:Domain\\nrule\n\
+             k[[{}]]:u@example.org:LISTED\n&*:c@x\nz*:*:CHAIN\nkz@*:*@y:no newline",
+            list.display()
+        );
+        let path = dir.join("rules");
+        std::fs::write(&path, &text).expect("write");
+        let mapped = Rules::load(&path).expect("loads");
+        assert!(matches!(mapped.file, Source::Mapped(_)));
+        std::fs::write(dir.join("empty"), "").expect("write");
+        let empty = Rules::load(&dir.join("empty")).expect("loads");
+        assert_eq!(mail(&empty, "a@b").0, Verdict::NoMatch);
+        let parsed = rules(&text);
+        let origin = Path::new("t");
+        let plain = Rules::build(Source::Owned(text.clone()), origin, Table::without_index)
+            .expect("parses");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        let addresses = [
+            "a:b@x",
+            "A:B@X",
+            "u@example.org",
+            "u@example.com",
+            "listed@x",
+            "c@x",
+            "z@q",
+            "w@y",
+            "",
+        ];
+        for s in addresses {
+            for r in addresses {
+                let want = plain.recipient(s, r).expect("ok");
+                assert_eq!(mapped.recipient(s, r).expect("ok"), want, "{s} {r}");
+                assert_eq!(parsed.recipient(s, r).expect("ok"), want, "{s} {r}");
+            }
+        }
+        let answer = |s: &str, r: &str| {
+            let out = mapped.recipient(s, r).expect("ok");
+            (out.verdict, out.text, out.databytes)
+        };
+        let accepted = |t: &str, d| (Verdict::Accept, Some(t.to_string()), d);
+        assert_eq!(answer("s@s", "A:b@x"), accepted("ESCAPED", Some(100)));
+        assert_eq!(
+            answer("s@s", "q@example.com"),
+            (Verdict::Reject, Some("Domain\nrule".to_string()), None)
+        );
+        assert_eq!(
+            answer("listed@x", "u@example.org"),
+            accepted("LISTED", None)
+        );
+        assert_eq!(answer("s@s", "c@x").0, Verdict::Defer);
+        assert_eq!(answer("z@q", "w@y"), accepted("no newline", None));
+        assert_eq!(answer("y@q", "w@y").0, Verdict::NoMatch);
+    }
 }
