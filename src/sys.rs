@@ -387,3 +387,81 @@ mod tests {
         assert!(set_tcp_nodelay(reader.as_raw_fd()).is_err());
     }
 }
+
+/// A text file mapped into memory, private and read-only, and checked to be UTF-8: the mail
+/// rules file (SPEC 5), read in every session. Reading it would copy it into fresh heap
+/// pages, and on a virtual machine the first touch of each costs microseconds (a 300 KB
+/// file: ~75 faults, ~0.4 ms measured); a mapping shares the page cache's pages instead.
+///
+/// The contract of every mapped file: it must not be truncated or rewritten in place while
+/// mapped (a truncated page raises SIGBUS; a rewritten one changes under the reader).
+/// Rules files are replaced by renaming a new file over the old, as qmail's control files
+/// and cdbs are: the mapping keeps the old file.
+pub struct MappedText {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by the value: sharing or moving it between
+// threads is as safe as for a `Box<str>`.
+unsafe impl Send for MappedText {}
+// SAFETY: as above: nothing writes through it.
+unsafe impl Sync for MappedText {}
+
+/// Why [`MappedText::map`] gave no mapping.
+#[derive(Debug)]
+pub enum MapError {
+    Io(io::Error),
+    /// The file is not UTF-8 (the caller reads it again to say where).
+    NotUtf8,
+}
+
+impl MappedText {
+    /// Maps the first `len` bytes (`len > 0`: its size) of `file`, opened for reading.
+    pub fn map(file: &std::fs::File, len: usize) -> Result<MappedText, MapError> {
+        use std::os::unix::io::AsRawFd;
+        if len == 0 {
+            return Err(MapError::Io(io::Error::from(io::ErrorKind::InvalidInput)));
+        }
+        // SAFETY: a new private read-only mapping at an address the kernel chooses: it
+        // aliases no Rust object. MAP_POPULATE maps the page cache's pages at once.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(MapError::Io(io::Error::last_os_error()));
+        }
+        let Some(ptr) = std::ptr::NonNull::new(p.cast::<u8>()) else {
+            return Err(MapError::Io(io::Error::other("mmap gave address 0")));
+        };
+        let mapped = MappedText { ptr, len };
+        match std::str::from_utf8(mapped.bytes()) {
+            Ok(_) => Ok(mapped),
+            Err(_) => Err(MapError::NotUtf8),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live mapping of `len` readable bytes, unmapped only by drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // SAFETY: checked to be UTF-8 by `map`, and read-only since (see the contract above).
+        unsafe { std::str::from_utf8_unchecked(self.bytes()) }
+    }
+}
+
+impl Drop for MappedText {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` are the mapping made by `map`, unmapped once, here.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}

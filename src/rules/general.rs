@@ -10,7 +10,7 @@
 
 use super::quick::{Address, Needs, Quick};
 use super::swar;
-use super::text::Span;
+use super::text::{Span, Text};
 
 /// Any other pattern, with cheap necessary conditions checked before the full match. The
 /// lengths saturate: a shorter literal is still a necessary condition. Small, because a
@@ -111,8 +111,8 @@ impl General {
     }
 
     /// Whether the whole of `address` matches; `text` is the rules text.
-    pub(crate) fn matches(&self, text: &str, address: &Address) -> bool {
-        let pattern = self.pattern.get(text);
+    pub(crate) fn matches(&self, text: Text<'_>, address: &Address) -> bool {
+        let pattern = text.get(self.pattern);
         let (s, p) = (address.as_str().as_bytes(), pattern.as_bytes());
         let (prefix, suffix) = (usize::from(self.prefix), usize::from(self.suffix));
         let at = usize::from(self.longest.0);
@@ -241,7 +241,7 @@ mod tests {
     fn m(pattern: &str, text: &str) -> bool {
         Glob::scan(pattern, Span::whole(pattern))
             .expect("pattern is good")
-            .matches(pattern, &Address::new(text))
+            .matches(pattern.into(), &Address::new(text))
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! The hash index of a rule table: rule positions by the one address or the one domain their
-//! pattern can match (see `table.rs` for why rules are indexed at all).
+//! The hash index of a rule table: the lines of the rules by the one address or the one domain
+//! their pattern can match (see `table.rs` for why rules are indexed at all).
 //!
-//! This module owns that table and its hash function. Keys are spans of the rules text, as
-//! written; lookups are with lower-cased addresses, so hashing folds ASCII case and keys are
-//! compared ignoring it.
+//! This module owns that table and its hash function. Keys are texts of the rules as written;
+//! lookups are with lower-cased addresses, so hashing folds ASCII case. Only hashes are
+//! kept and compared: every rule found is parsed again from its line and tested in full
+//! (`table.rs`), so a collision costs a test, never a wrong answer, and an entry is three
+//! words (a large file is loaded in every session: every byte here is a byte of fresh memory
+//! per rule).
 //!
 //! Why not a `HashMap<String, Vec<usize>>`: the rules file is loaded in every session, and
 //! for a 10,000-rule file a `String` and a `Vec` per key, their `free`s at exit and SipHash
@@ -14,7 +17,6 @@
 
 use super::parse::Selector;
 use super::swar::lower8;
-use super::text::Span;
 
 /// What a key is for: the list of the rule, which of its patterns gave the key, and
 /// whether the key is an address or a domain.
@@ -29,10 +31,10 @@ impl Kind {
 }
 
 struct Entry {
+    /// Of the key and its kind.
     hash: u32,
-    kind: Kind,
-    key: Span,
-    position: u32,
+    /// Where the line of the rule starts in the rules file.
+    line: u32,
     /// The next entry of the same bucket, or [`END`].
     next: u32,
 }
@@ -52,14 +54,12 @@ impl Index {
         self.entries.reserve(keys);
     }
 
-    /// Adds the rule at `position` under `key`, whose text is `key_text`; [`Index::link`]
-    /// must follow the last one.
-    pub(crate) fn push(&mut self, kind: Kind, key: Span, key_text: &str, position: u32) {
+    /// Adds the rule of the line at `line` under `key`; [`Index::link`] must follow the
+    /// last one.
+    pub(crate) fn push(&mut self, kind: Kind, key: &str, line: u32) {
         self.entries.push(Entry {
-            hash: hash(kind, key_text.as_bytes()),
-            kind,
-            key,
-            position,
+            hash: hash(kind, key.as_bytes()),
+            line,
             next: END,
         });
     }
@@ -80,8 +80,9 @@ impl Index {
         }
     }
 
-    /// Appends to `out` the positions of the rules under `key` (lower-cased), in no order.
-    pub(crate) fn find(&self, text: &str, kind: Kind, key: &str, out: &mut Vec<u32>) {
+    /// Appends to `out` the lines of the rules under `key` (lower-cased), in no order, and
+    /// maybe others whose key has the same hash.
+    pub(crate) fn find(&self, kind: Kind, key: &str, out: &mut Vec<u32>) {
         if self.heads.is_empty() {
             return;
         }
@@ -89,11 +90,8 @@ impl Index {
         let mut at = self.heads[hash as usize & (self.heads.len() - 1)];
         while at != END {
             let entry = &self.entries[at as usize];
-            if entry.hash == hash
-                && entry.kind == kind
-                && entry.key.get(text).eq_ignore_ascii_case(key)
-            {
-                out.push(entry.position);
+            if entry.hash == hash {
+                out.push(entry.line);
             }
             at = entry.next;
         }
@@ -139,21 +137,19 @@ mod tests {
             Kind::new(Recipient, Recipient, true),
             Kind::new(Recipient, Sender, false),
         );
-        let text = "A@Example.COM example.com a@example.com.long-domain-name";
-        let span = |from: usize, to: usize| Span::whole(text).part(from, to);
         let mut index = Index::default();
-        for (kind, key, position) in [
-            (RecipientExact, span(0, 13), 7),
-            (RecipientDomain, span(14, 25), 8),
-            (RecipientExact, span(26, text.len()), 9),
-            (RecipientExact, span(0, 13), 10),
+        for (kind, key, line) in [
+            (RecipientExact, "A@Example.COM", 7),
+            (RecipientDomain, "example.com", 8),
+            (RecipientExact, "a@example.com.long-domain-name", 9),
+            (RecipientExact, "A@Example.COM", 10),
         ] {
-            index.push(kind, key, key.get(text), position);
+            index.push(kind, key, line);
         }
         index.link();
         let find = |kind: Kind, key: &str| {
             let mut out = Vec::new();
-            index.find(text, kind, key, &mut out);
+            index.find(kind, key, &mut out);
             out.sort_unstable();
             out
         };

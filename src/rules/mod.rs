@@ -18,9 +18,9 @@
 //!
 //! Speed (one process per connection, so the file is loaded in every session): loading a
 //! 10,000-line file must cost well under a millisecond, which is about 100 ns a line. So
-//! loading makes no string and no allocation per rule: the file is read into one string that
-//! the rules keep, texts are spans of it (fields with escapes are decoded once, onto its
-//! end); a rule is a small fixed-size record in one vector; the fields after the patterns
+//! loading makes no string and no allocation per rule: the file is mapped (or read into one
+//! string) and the rules keep it, texts are spans of it (fields with escapes are decoded once,
+//! into one string whose spans start past the end of the file); a rule is a small fixed-size record in one vector; the fields after the patterns
 //! are only checked, and read again when their rule is applied; patterns are not compiled,
 //! only scanned for the facts that let most of them be refused at once. Every line is still
 //! checked in full at load, so an error names its line before any mail comes (SPEC 5).
@@ -76,8 +76,8 @@ use std::path::{Path, PathBuf};
 use list::List;
 use parse::{Action, Body, Line, PatternSpec, RawRule, Selector};
 use pattern::{Address, Pattern};
-use table::{Rule, Table};
-use text::{TextBuilder, MAX_FILE_LEN};
+use table::{Reparsed, Rule, Table};
+use text::{Text, TextBuilder, MAX_FILE_LEN};
 
 /// SPEC 5: the text of a `d` rule without a RESPONSE.
 pub const REJECT_TEXT: &str = "Rejected";
@@ -89,12 +89,14 @@ pub const DEFER_TEXT: &str = "Deferred";
 const LINE_LEN_HINT: usize = 16;
 
 /// A parsed rules file with its list files, loaded once per session.
-#[derive(Default)]
 pub struct Rules {
-    /// The rules file, then the decoded texts of fields with escapes (see `text.rs`).
-    text: String,
+    /// The rules file, and the decoded texts of fields with escapes (see `text.rs`).
+    file: Source,
+    decoded: String,
     table: Table,
     lists: Vec<List>,
+    /// Positions in `lists` by file name, for the rules parsed again (`table.rs`).
+    list_index: HashMap<String, usize>,
     origin: PathBuf,
 }
 
@@ -169,6 +171,23 @@ impl Outcome {
     }
 }
 
+/// Where the text of a rules file is.
+enum Source {
+    /// The file, mapped: no copy, and no fresh page to fault in per 4 KiB of it.
+    Mapped(crate::sys::MappedText),
+    /// Text given to [`Rules::parse`], or a file that could not be mapped.
+    Owned(String),
+}
+
+impl Source {
+    fn as_str(&self) -> &str {
+        match self {
+            Source::Mapped(mapped) => mapped.as_str(),
+            Source::Owned(text) => text,
+        }
+    }
+}
+
 impl fmt::Debug for Rules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rules")
@@ -183,6 +202,11 @@ impl fmt::Debug for Rules {
 impl Rules {
     /// Reads and parses the rules file at `path` and the list files it names.
     pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        if let Some(mapped) = Rules::map(path) {
+            return Rules::build(Source::Mapped(mapped), path, Table::default);
+        }
+        // Not mapped (an empty file, not a regular file, not UTF-8, an error): read, and
+        // report as reading does.
         let bytes =
             std::fs::read(path).map_err(|e| error_at(path, 0, format!("cannot read: {e}")))?;
         let text = String::from_utf8(bytes).map_err(|e| {
@@ -190,32 +214,37 @@ impl Rules {
             let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
             error_at(path, line, "not valid UTF-8".to_string())
         })?;
-        Rules::build(text, path, Table::default)
+        Rules::build(Source::Owned(text), path, Table::default)
+    }
+
+    /// The file at `path` mapped, if it is a regular file that can be, and UTF-8.
+    fn map(path: &Path) -> Option<crate::sys::MappedText> {
+        let file = std::fs::File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        let len = usize::try_from(meta.len()).ok()?;
+        if !meta.is_file() || len == 0 || len > MAX_FILE_LEN {
+            return None;
+        }
+        crate::sys::MappedText::map(&file, len).ok()
     }
 
     /// Parses rules text; list files are read relative to the current directory. `origin`
     /// names the text in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Rules, RulesError> {
-        Rules::build(text.to_string(), origin, Table::default)
+        Rules::build(Source::Owned(text.to_string()), origin, Table::default)
     }
 
     /// [`Rules::parse`] of the text it keeps, with the tables made by `new_table` (tests
     /// compare indexed and not).
-    fn build(
-        mut text: String,
-        origin: &Path,
-        new_table: fn() -> Table,
-    ) -> Result<Rules, RulesError> {
+    fn build(file: Source, origin: &Path, new_table: fn() -> Table) -> Result<Rules, RulesError> {
+        let text = file.as_str();
         if text.len() > MAX_FILE_LEN {
             let reason = format!("larger than the limit of {MAX_FILE_LEN} bytes");
             return Err(error_at(origin, 0, reason));
         }
-        // A rule's tail is read to the end of its line (`text::rest_of_line`): the last
-        // line needs its newline, or it would run on into the decoded texts appended below
-        // (found by the `rules` fuzz target: a `d` rule then lost its fields).
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
+        // A rule's tail is read to the end of its line (`text::rest_of_line`), or of the
+        // file: the decoded texts are apart (the `rules` fuzz target found a `d` rule that
+        // lost its fields when they followed the file's last line without a newline).
         let mut loader = Loader {
             origin,
             lists: Vec::new(),
@@ -223,33 +252,75 @@ impl Rules {
         };
         let mut table = new_table();
         table.reserve(text.len() / LINE_LEN_HINT);
-        let decoded = loader.read(&text, &mut table)?;
-        // Texts with escapes were decoded past the end of the file (see `text.rs`).
-        text.push_str(&decoded);
+        let decoded = loader.read(text, &mut table)?;
         table.finish();
         Ok(Rules {
-            text,
+            file,
+            decoded,
             table,
             lists: loader.lists,
+            list_index: loader.list_index,
             origin: origin.to_path_buf(),
         })
+    }
+
+    /// The rules text: the file, then the decoded texts.
+    fn text(&self) -> Text<'_> {
+        Text::new(self.file.as_str(), &self.decoded)
     }
 
     /// The rules' answer for the envelope sender (`""` for the null sender), at MAIL.
     pub fn sender(&self, sender: &str) -> Result<Outcome, RulesError> {
         let sender = Address::new(sender);
-        let (text, lists, origin) = (&self.text, &self.lists, &self.origin);
+        let (text, lists, origin) = (self.text(), &self.lists, &self.origin);
+        let reparse = |line| self.reparse(line);
+        let list = Selector::Sender;
         self.table
-            .run(Selector::Sender, text, lists, origin, &sender, None)
+            .run(list, text, lists, origin, &reparse, &sender, None)
     }
 
     /// The rules' answer for one recipient of a transaction from `sender`, at RCPT.
     pub fn recipient(&self, sender: &str, recipient: &str) -> Result<Outcome, RulesError> {
         let (sender, recipient) = (Address::new(sender), Address::new(recipient));
-        let (text, lists, origin) = (&self.text, &self.lists, &self.origin);
+        let (text, lists, origin) = (self.text(), &self.lists, &self.origin);
+        let reparse = |line| self.reparse(line);
         let list = Selector::Recipient;
-        self.table
-            .run(list, text, lists, origin, &sender, Some(&recipient))
+        self.table.run(
+            list,
+            text,
+            lists,
+            origin,
+            &reparse,
+            &sender,
+            Some(&recipient),
+        )
+    }
+
+    /// The indexed rule of the line at `line`, parsed again as it was at load (`table.rs`).
+    /// `None` if it no longer parses as it did, which only a file changed in place can do.
+    fn reparse(&self, line: u32) -> Option<Reparsed> {
+        let file = self.file.as_str();
+        let line = text::line_at(file, line)?;
+        let mut text = TextBuilder::new(file);
+        let Ok(Some(Line::Rule(raw))) = parse::parse_line(line, &mut text) else {
+            return None;
+        };
+        let pattern = |spec: PatternSpec| match spec.body {
+            Body::Glob(glob) => Some(Pattern::glob(glob, spec.negated)),
+            Body::List { path, domain_only } => {
+                let list = *self.list_index.get(text.get(path))?;
+                let list = u32::try_from(list).ok()?;
+                Some(Pattern::list(list, domain_only, spec.negated))
+            }
+        };
+        let rule = Rule {
+            action: raw.action,
+            sender: pattern(raw.sender)?,
+            recipient: pattern(raw.recipient)?,
+            tail: raw.tail.start(),
+        };
+        let decoded = text.into_decoded();
+        Some(Reparsed { rule, decoded })
     }
 }
 
@@ -267,7 +338,7 @@ impl Loader<'_> {
         let mut text = TextBuilder::new(file);
         let mut selector: Option<Selector> = None;
         // An open `&` chain: its rules, and whether all have recipient pattern `*`.
-        let mut chain: Vec<Rule> = Vec::new();
+        let mut chain: Vec<(u32, Rule)> = Vec::new();
         let mut chain_star = true;
         let mut last_line = 0;
         for (index, line) in text::lines(file).enumerate() {
@@ -289,6 +360,10 @@ impl Loader<'_> {
             chain_star &= raw.recipient_is_star;
             let ends_chain = raw.action != Action::And;
             let rule = self.resolve(raw, number, &text)?;
+            // The place of the line in the file: the order of the rules, and where an
+            // indexed one is read again. A file is under 2 GiB: it fits.
+            let at = line.as_ptr() as usize - file.as_ptr() as usize;
+            let at = u32::try_from(at).unwrap_or(u32::MAX);
             last_line = number;
             // SPEC 5: before any selector, a rule whose recipient pattern is `*` is a
             // sender rule; a chain is one only if all its rules are.
@@ -298,12 +373,12 @@ impl Loader<'_> {
                 (None, false) => Selector::Recipient,
             };
             match (ends_chain, chain.is_empty()) {
-                (true, true) => table.push(list, rule, true, &text),
+                (true, true) => table.push(list, at, rule, true, &text),
                 (true, false) => {
-                    chain.push(rule);
+                    chain.push((at, rule));
                     table.push_chain(list, &mut chain, &text);
                 }
-                (false, _) => chain.push(rule),
+                (false, _) => chain.push((at, rule)),
             }
             if ends_chain {
                 chain_star = true;
@@ -549,5 +624,67 @@ mod tests {
         let e = Rules::load(&dir.join("missing")).expect_err("missing");
         assert_eq!(e.line, 0);
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A mapped file answers as the same text parsed, indexed or not: indexed rules parsed
+    /// again from their lines, with escapes, and the last line without its newline.
+    #[test]
+    fn mapped_files_and_indexed_rules_answer_as_parsed_text() {
+        let dir = std::env::temp_dir().join(format!("smtpfront-rules-map-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let list = dir.join("list");
+        std::fs::write(&list, "listed@x\n").expect("write list");
+        let text = format!(
+            "n*:*@x::100::A=1\nk*:a\\:b@x:ESCAPED\nd*:*@Example.COM:Domain\\nrule\n\
+             k[[{}]]:u@example.org:LISTED\n&*:c@x\nz*:*:CHAIN\nkz@*:*@y:no newline",
+            list.display()
+        );
+        let path = dir.join("rules");
+        std::fs::write(&path, &text).expect("write");
+        let mapped = Rules::load(&path).expect("loads");
+        assert!(matches!(mapped.file, Source::Mapped(_)));
+        std::fs::write(dir.join("empty"), "").expect("write");
+        let empty = Rules::load(&dir.join("empty")).expect("loads");
+        assert_eq!(mail(&empty, "a@b").0, Verdict::NoMatch);
+        let parsed = rules(&text);
+        let origin = Path::new("t");
+        let plain = Rules::build(Source::Owned(text.clone()), origin, Table::without_index)
+            .expect("parses");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        let addresses = [
+            "a:b@x",
+            "A:B@X",
+            "u@example.org",
+            "u@example.com",
+            "listed@x",
+            "c@x",
+            "z@q",
+            "w@y",
+            "",
+        ];
+        for s in addresses {
+            for r in addresses {
+                let want = plain.recipient(s, r).expect("ok");
+                assert_eq!(mapped.recipient(s, r).expect("ok"), want, "{s} {r}");
+                assert_eq!(parsed.recipient(s, r).expect("ok"), want, "{s} {r}");
+            }
+        }
+        let answer = |s: &str, r: &str| {
+            let out = mapped.recipient(s, r).expect("ok");
+            (out.verdict, out.text, out.databytes)
+        };
+        let accepted = |t: &str, d| (Verdict::Accept, Some(t.to_string()), d);
+        assert_eq!(answer("s@s", "A:b@x"), accepted("ESCAPED", Some(100)));
+        assert_eq!(
+            answer("s@s", "q@example.com"),
+            (Verdict::Reject, Some("Domain\nrule".to_string()), None)
+        );
+        assert_eq!(
+            answer("listed@x", "u@example.org"),
+            accepted("LISTED", None)
+        );
+        assert_eq!(answer("s@s", "c@x").0, Verdict::Defer);
+        assert_eq!(answer("z@q", "w@y"), accepted("no newline", None));
+        assert_eq!(answer("y@q", "w@y").0, Verdict::NoMatch);
     }
 }

@@ -284,7 +284,7 @@ mod tests {
 
         fn sender_matches(&self, address: &str) -> bool {
             match &self.raw.sender.body {
-                Body::Glob(g) => g.matches(&self.text, &Address::new(address)),
+                Body::Glob(g) => g.matches(self.text.as_str().into(), &Address::new(address)),
                 other => panic!("{other:?}"),
             }
         }

@@ -26,7 +26,7 @@ use super::general::{has_substring, General};
 pub(crate) use super::quick::Address;
 use super::quick::{Needs, Quick};
 use super::swar;
-use super::text::Span;
+use super::text::{Span, Text};
 
 /// A checked pattern: what is known of it, and where its text is.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +98,7 @@ impl Pattern {
     #[inline(always)]
     pub(crate) fn matches<E>(
         &self,
-        text: &str,
+        text: Text<'_>,
         address: &Address,
         lookup: impl FnOnce(usize, bool) -> Result<bool, E>,
     ) -> Result<bool, E> {
@@ -189,12 +189,12 @@ impl Glob {
 
     /// Whether the whole of `address` matches; `text` is the rules text.
     #[inline(never)]
-    pub(crate) fn matches(&self, text: &str, address: &Address) -> bool {
+    pub(crate) fn matches(&self, text: Text<'_>, address: &Address) -> bool {
         let s = address.as_str().as_bytes();
         if !self.quick.allows(address) {
             return false;
         }
-        let lit = |span: Span| span.get(text).as_bytes();
+        let lit = |span: Span| text.get(span).as_bytes();
         let ends_with = |span: Span| {
             s.len() >= span.len() && s[s.len() - span.len()..].eq_ignore_ascii_case(lit(span))
         };
@@ -222,7 +222,7 @@ mod tests {
     fn m(pattern: &str, text: &str) -> bool {
         Glob::scan(pattern, Span::whole(pattern))
             .expect("pattern is good")
-            .matches(pattern, &Address::new(text))
+            .matches(pattern.into(), &Address::new(text))
     }
 
     #[test]

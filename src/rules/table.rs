@@ -16,8 +16,12 @@
 //! their quick conditions ([`Scan`]), which refuses most of them without reading them.
 //!
 //! The rules file is loaded in every session, so the table is a handful of vectors, whatever
-//! the number of rules: a rule is a small record, its texts are spans of the rules text,
-//! and what it does when applied is read again from the text (`tail.rs`) when it is.
+//! the number of rules, and holds as few bytes per rule as it can: every 4 KiB of it is a
+//! fresh page for the kernel to fault in, a few microseconds each on a virtual machine. A
+//! rule that is always tried is a small record, its texts spans of the rules text, and what
+//! it does when applied is read again from the text (`tail.rs`) when it is. An indexed rule
+//! is only its index entry, the place of its line: a lookup that finds it parses the line
+//! again (`Reparse`), which costs less than keeping it, as the index finds few rules.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -28,13 +32,13 @@ use super::parse::{Action, Selector};
 use super::pattern::{Address, IndexKey, Pattern};
 use super::quick::Quick;
 use super::tail::{self, Tail};
-use super::text::{self, TextBuilder};
+use super::text::{self, Text, TextBuilder};
 use super::{error_at, Outcome, RulesError, Verdict};
 
 /// A rule, as a lookup tests it. What it changes when applied is read again from the text,
 /// and so is its line number (only an error message needs it): a large rules file is
-/// loaded in every session, and every byte here is written for every rule (a size test
-/// below keeps it at 48).
+/// loaded in every session, and every byte here is written for every rule that is always
+/// tried (a size test below keeps it at 48).
 pub(crate) struct Rule {
     pub(crate) action: Action,
     pub(crate) sender: Pattern,
@@ -47,36 +51,37 @@ pub(crate) struct Rule {
 /// A list lookup that failed (only cdb lookups can).
 struct ListError<'a>(&'a List, crate::cdb::CdbError);
 
-/// A rule that every scan of its list tries, as the scan reads it first: its position, and
-/// what its patterns need of the addresses. A scan reads these from a small, dense vector,
-/// and refuses most rules on them alone, without reading the rules (see `quick.rs`).
+/// A rule that every scan of its list tries, as the scan reads it first: the place of its
+/// line, and what its patterns need of the addresses. A scan reads these from a small, dense
+/// vector, and refuses most rules on them alone, without reading the rules (see `quick.rs`).
 #[derive(Debug, Clone, Copy)]
 struct Scan {
-    /// The position in [`Table::rules`], with [`AND`] set for an `&` rule.
+    /// Where the line of the rule starts in the rules file (the order of the rules), with
+    /// [`AND`] set for an `&` rule.
     rule: u32,
     sender: Quick,
     /// [`Quick::ANY`] in the sender list, which does not look at the recipient pattern.
     recipient: Quick,
 }
 
-/// Marks an `&` rule in [`Scan::rule`]: a file under 2 GiB has fewer rules than this.
+/// Marks an `&` rule in [`Scan::rule`]: a file is under 2 GiB (`text::MAX_FILE_LEN`).
 const AND: u32 = 1 << 31;
 
 impl Scan {
-    fn new(position: u32, rule: &Rule, list: Selector) -> Scan {
+    fn new(line: u32, rule: &Rule, list: Selector) -> Scan {
         let and = if rule.action == Action::And { AND } else { 0 };
         let recipient = match list {
             Selector::Sender => Quick::ANY,
             Selector::Recipient => rule.recipient.prefilter(),
         };
         Scan {
-            rule: position | and,
+            rule: line | and,
             sender: rule.sender.prefilter(),
             recipient,
         }
     }
 
-    fn position(&self) -> u32 {
+    fn line(&self) -> u32 {
         self.rule & !AND
     }
 
@@ -94,10 +99,10 @@ impl Scan {
 /// The rules of a file, in file order, in their two lists.
 #[derive(Default)]
 pub(crate) struct Table {
-    /// Both lists, in one vector sized once (see [`Table::reserve`]).
-    rules: Vec<Rule>,
-    /// Per list, sender rules first: its rules not in `index`, in order.
+    /// Per list, sender rules first: its rules not in `index`, in order ...
     always: [Vec<Scan>; 2],
+    /// ... and the same rules in full, one for one.
+    rules: [Vec<Rule>; 2],
     /// The number of rules of each list.
     count: [usize; 2],
     index: Index,
@@ -123,9 +128,13 @@ impl Table {
     }
 
     /// Makes room for `rules` rules: growing the vectors as the file is read would copy them
-    /// while they are small, and leave the old copies behind as written pages.
+    /// while they are small, and leave the old copies behind as written pages. Room never
+    /// written costs only address space.
     pub(crate) fn reserve(&mut self, rules: usize) {
-        self.rules.reserve(rules);
+        for list in 0..2 {
+            self.always[list].reserve(rules);
+            self.rules[list].reserve(rules);
+        }
         self.index.reserve(rules);
     }
 
@@ -135,20 +144,32 @@ impl Table {
     }
 
     /// Appends a complete chain to `list`, leaving `chain` empty: `&` rules and the rule they
-    /// guard, or one lone rule. `text` holds the texts of their spans.
-    pub(crate) fn push_chain(&mut self, list: Selector, chain: &mut Vec<Rule>, text: &TextBuilder) {
+    /// guard, or one lone rule, each with the place of its line. `text` holds the texts of
+    /// their spans.
+    pub(crate) fn push_chain(
+        &mut self,
+        list: Selector,
+        chain: &mut Vec<(u32, Rule)>,
+        text: &TextBuilder,
+    ) {
         let lone = chain.len() == 1;
-        for rule in chain.drain(..) {
-            self.push(list, rule, lone, text);
+        for (line, rule) in chain.drain(..) {
+            self.push(list, line, rule, lone, text);
         }
     }
 
-    /// Appends a rule to `list`; `lone` when it is not part of an `&` chain, whose rules are
-    /// never skipped and so never indexed. Inline: this runs for every rule of the file.
+    /// Appends the rule of the line at `line` (a place in the file) to `list`; `lone` when it
+    /// is not part of an `&` chain, whose rules are never skipped and so never indexed.
+    /// Inline: this runs for every rule of the file.
     #[inline(always)]
-    pub(crate) fn push(&mut self, list: Selector, rule: Rule, lone: bool, text: &TextBuilder) {
-        // Positions of rules in a file under 4 GiB fit.
-        let position = u32::try_from(self.rules.len()).unwrap_or(u32::MAX);
+    pub(crate) fn push(
+        &mut self,
+        list: Selector,
+        line: u32,
+        rule: Rule,
+        lone: bool,
+        text: &TextBuilder,
+    ) {
         let key = |pattern: &Pattern, side| {
             Some(match pattern.index_key()? {
                 IndexKey::Exact(key) => (Kind::new(list, side, false), key),
@@ -163,11 +184,13 @@ impl Table {
                 .or_else(|| key(&rule.sender, Selector::Sender)),
         };
         match key {
-            Some((kind, key)) => self.index.push(kind, key, text.get(key), position),
-            None => self.always[slot(list)].push(Scan::new(position, &rule, list)),
+            Some((kind, key)) => self.index.push(kind, text.get(key), line),
+            None => {
+                self.always[slot(list)].push(Scan::new(line, &rule, list));
+                self.rules[slot(list)].push(rule);
+            }
         }
         self.count[slot(list)] += 1;
-        self.rules.push(rule);
     }
 
     /// Readies the index once every rule is in.
@@ -175,11 +198,10 @@ impl Table {
         self.index.link();
     }
 
-    /// Positions of the indexed rules of `list` that may match these addresses, in order.
+    /// The lines of the indexed rules of `list` that may match these addresses, in order.
     fn indexed_candidates(
         &self,
         list: Selector,
-        text: &str,
         sender: &Address,
         recipient: Option<&Address>,
     ) -> Vec<u32> {
@@ -191,33 +213,64 @@ impl Table {
         for (address, side) in sides {
             let Some(address) = address else { continue };
             let exact = Kind::new(list, side, false);
-            self.index.find(text, exact, address.as_str(), &mut found);
+            self.index.find(exact, address.as_str(), &mut found);
             if let Some((_, name)) = address.domain() {
                 let domain = Kind::new(list, side, true);
-                self.index.find(text, domain, name, &mut found);
+                self.index.find(domain, name, &mut found);
             }
         }
         found.sort_unstable();
+        // Found twice only through equal hashes of two keys: it is one rule, tried once.
+        found.dedup();
         found
     }
 
     /// The first deciding rule of `list` for `sender` (and `recipient`, for the recipient
-    /// rules); `text` is the rules text.
+    /// rules); `text` is the rules text, `reparse` gives the indexed rules.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
         list: Selector,
-        text: &str,
+        text: Text<'_>,
         lists: &[List],
         origin: &Path,
+        reparse: &dyn Fn(u32) -> Option<Reparsed>,
         sender: &Address,
         recipient: Option<&Address>,
     ) -> Result<Outcome, RulesError> {
-        let indexed = self.indexed_candidates(list, text, sender, recipient);
+        let indexed = self.indexed_candidates(list, sender, recipient);
+        let (always, rules) = (&self.always[slot(list)], &self.rules[slot(list)]);
         let mut effects = Effects::default();
         // False after a failed `&`, until the rule that chain guards has been skipped.
         let mut chain_ok = true;
-        for (position, scan) in merge(&self.always[slot(list)], &indexed) {
-            let rule = &self.rules[position as usize];
+        // The indexed rule being tried, and the text of its spans.
+        let mut found: Reparsed;
+        let mut merge = Merge::new(always, &indexed);
+        loop {
+            // Most rules are refused by their quick conditions: passed over in a tight loop,
+            // with what a refused rule does to a chain (an `&` fails it, another ends it).
+            merge.skip_while(|scan| {
+                let refused = !scan.allows(sender, recipient);
+                if refused {
+                    chain_ok = !scan.is_and();
+                }
+                refused
+            });
+            let Some(candidate) = merge.next() else {
+                break;
+            };
+            let (rule, scan, text) = match candidate {
+                Candidate::Always(at) => (&rules[at], Some(&always[at]), text),
+                Candidate::Indexed(line) => {
+                    found = reparse(line).ok_or_else(|| {
+                        let line = text::line_number(text.file(), line);
+                        let reason = "rule changed since the file was loaded".to_string();
+                        error_at(origin, line, reason)
+                    })?;
+                    let text = Text::new(text.file(), &found.decoded);
+                    (&found.rule, None, text)
+                }
+            };
             // Indexed rules are never in `&` chains.
             let is_and = scan.is_some_and(Scan::is_and);
             let hit = chain_ok
@@ -225,7 +278,7 @@ impl Table {
                 && rule_matches(rule, text, lists, sender, recipient).map_err(
                     |ListError(list, e)| {
                         let origin = origin.display();
-                        let line = text::line_number(text, rule.tail);
+                        let line = text::line_number(text.file(), rule.tail);
                         let reason = format!("{e} (a list of the rule at {origin}:{line})");
                         error_at(list.path(), 0, reason)
                     },
@@ -238,7 +291,7 @@ impl Table {
             if !hit {
                 continue;
             }
-            let Ok(tail) = tail::tail(text::rest_of_line(text, rule.tail)) else {
+            let Ok(tail) = tail::tail(text::rest_of_line(text.file(), rule.tail)) else {
                 debug_assert!(false, "the fields of a rule are checked at load");
                 continue;
             };
@@ -256,23 +309,75 @@ impl Table {
     }
 }
 
-/// The positions of the rules of `always` and `indexed`, both ascending, in ascending
-/// order; with their [`Scan`] for those of `always`.
-fn merge<'a>(
+/// An indexed rule parsed again from its line (see the module doc), with the texts decoded
+/// from it: its spans past the end of the file are spans of `decoded`.
+pub(crate) struct Reparsed {
+    pub(crate) rule: Rule,
+    pub(crate) decoded: String,
+}
+
+/// A rule to try: the one at this position of [`Table::always`], or the indexed one whose
+/// line starts at this place of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Candidate {
+    Always(usize),
+    Indexed(u32),
+}
+
+/// The rules of `always` and the lines of `indexed`, both in file order, in file order.
+struct Merge<'a> {
     always: &'a [Scan],
     indexed: &'a [u32],
-) -> impl Iterator<Item = (u32, Option<&'a Scan>)> + 'a {
-    let (mut a, mut b) = (always.iter().peekable(), indexed.iter().peekable());
-    std::iter::from_fn(move || match (a.peek(), b.peek()) {
-        (Some(x), Some(&&y)) if y < x.position() => b.next().map(|&y| (y, None)),
-        (Some(_), _) => a.next().map(|x| (x.position(), Some(x))),
-        (None, _) => b.next().map(|&y| (y, None)),
-    })
+    /// The next of each.
+    a: usize,
+    b: usize,
+}
+
+impl<'a> Merge<'a> {
+    fn new(always: &'a [Scan], indexed: &'a [u32]) -> Merge<'a> {
+        Merge {
+            always,
+            indexed,
+            a: 0,
+            b: 0,
+        }
+    }
+
+    /// Passes over the rules of `always` for which `skip` says so, up to the next indexed one.
+    #[inline(always)]
+    fn skip_while(&mut self, mut skip: impl FnMut(&Scan) -> bool) {
+        let limit = self.indexed.get(self.b).copied().unwrap_or(u32::MAX);
+        while let Some(scan) = self.always.get(self.a) {
+            if scan.line() > limit || !skip(scan) {
+                break;
+            }
+            self.a += 1;
+        }
+    }
+
+    fn next(&mut self) -> Option<Candidate> {
+        let (a, b) = (self.always.get(self.a), self.indexed.get(self.b));
+        match (a, b) {
+            (Some(x), Some(&y)) if y < x.line() => {
+                self.b += 1;
+                Some(Candidate::Indexed(y))
+            }
+            (Some(_), _) => {
+                self.a += 1;
+                Some(Candidate::Always(self.a - 1))
+            }
+            (None, Some(&y)) => {
+                self.b += 1;
+                Some(Candidate::Indexed(y))
+            }
+            (None, None) => None,
+        }
+    }
 }
 
 fn rule_matches<'a>(
     rule: &Rule,
-    text: &str,
+    text: Text<'_>,
     lists: &'a [List],
     sender: &Address,
     recipient: Option<&Address>,
@@ -330,7 +435,7 @@ impl Effects {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Rules;
+    use super::super::{Rules, Source};
     use super::*;
 
     /// Every byte of these is written for every rule of a file, in every session.
@@ -352,15 +457,20 @@ mod tests {
             positions.iter().map(scan).collect()
         };
         let merge = |a: &[u32], b: &[u32]| -> Vec<(u32, bool)> {
-            let a = scans(a);
-            merge(&a, b).map(|(p, scan)| (p, scan.is_some())).collect()
+            let scans = scans(a);
+            let line = |c| match c {
+                Candidate::Always(at) => (a[at], true),
+                Candidate::Indexed(line) => (line, false),
+            };
+            let mut merge = Merge::new(&scans, b);
+            std::iter::from_fn(|| merge.next()).map(line).collect()
         };
         let merged = merge(&[1, 4, 5, 9], &[0, 2, 6, 10, 11]);
-        let positions: Vec<u32> = merged.iter().map(|&(p, _)| p).collect();
-        assert_eq!(positions, [0, 1, 2, 4, 5, 6, 9, 10, 11]);
+        let lines: Vec<u32> = merged.iter().map(|&(p, _)| p).collect();
+        assert_eq!(lines, [0, 1, 2, 4, 5, 6, 9, 10, 11]);
         assert!(merged
             .iter()
-            .all(|&(p, scan)| scan == [1, 4, 5, 9].contains(&p)));
+            .all(|&(p, always)| always == [1, 4, 5, 9].contains(&p)));
         assert_eq!(merge(&[], &[3]), [(3, false)]);
         assert_eq!(merge(&[3], &[]), [(3, true)]);
     }
@@ -414,8 +524,8 @@ mod tests {
             }
             text.push_str("k*:*:END\n");
             let origin = Path::new("t");
-            let indexed = Rules::build(text.clone(), origin, Table::default);
-            let plain = Rules::build(text.clone(), origin, Table::without_index);
+            let indexed = Rules::build(Source::Owned(text.clone()), origin, Table::default);
+            let plain = Rules::build(Source::Owned(text.clone()), origin, Table::without_index);
             let (Ok(indexed), Ok(plain)) = (indexed, plain) else {
                 continue; // a selector inside a chain
             };

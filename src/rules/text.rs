@@ -2,15 +2,15 @@
 //!
 //! This module owns [`Span`], the place of one text (a pattern, a RESPONSE, an ENVIRONMENT
 //! field ...) in the rules text, the decoding of escapes, and finding lines in the text. The
-//! rules text is one string: the rules file as read, then the decoded copies of the patterns
-//! that had escapes (the other fields are decoded when their rule is applied, see `tail.rs`).
+//! rules text ([`Text`]) is the rules file as mapped or read, then (spans past its end) the
+//! decoded copies of the patterns that had escapes, kept in a string of their own (the other
+//! fields are decoded when their rule is applied, see `tail.rs`).
 //!
 //! Why: a front end loads the rules file in every session (one process per connection), so a
 //! 10,000-line file must load in well under a millisecond. A `String` per field, and a
 //! `free` per field when the session ends, cost more than that by themselves. So a field
-//! without escapes (nearly all of them) is a span of the file as read; a field with escapes is
-//! decoded onto the end of the same string; and dropping the rules frees all their texts at
-//! once.
+//! without escapes (nearly all of them) is a span of the file; a field with escapes is
+//! decoded onto the end of one string; and dropping the rules frees all their texts at once.
 //!
 //! Escapes, as in mailfront's `plugin-mailrules.c`: `\n` newline, `\` with 1 to 3 octal
 //! digits (ASCII only; mailfront turned the others into NUL), any other `\c` is `c` (so `\:`,
@@ -68,6 +68,42 @@ impl Span {
     }
 }
 
+/// The rules text as lookups read it: the file, then the decoded copies of the fields with
+/// escapes, whose spans start past the end of the file. Two parts, not one string: the file
+/// may be a mapping (`sys::MappedText`), which cannot grow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Text<'a> {
+    file: &'a str,
+    decoded: &'a str,
+}
+
+impl<'a> Text<'a> {
+    pub(crate) fn new(file: &'a str, decoded: &'a str) -> Text<'a> {
+        Text { file, decoded }
+    }
+
+    /// The text of `span`.
+    #[inline]
+    pub(crate) fn get(self, span: Span) -> &'a str {
+        match (span.start as usize).checked_sub(self.file.len()) {
+            None => span.get(self.file),
+            Some(start) => &self.decoded[start..start + span.len()],
+        }
+    }
+
+    /// The file alone: the tails of the rules, and line numbers, are there.
+    pub(crate) fn file(self) -> &'a str {
+        self.file
+    }
+}
+
+/// A text with nothing decoded (tests match patterns alone).
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(file: &'a str) -> Text<'a> {
+        Text::new(file, "")
+    }
+}
+
 /// The rules text while the file is parsed: spans name bytes of `file`, or of `decoded`
 /// placed after it. [`TextBuilder::into_decoded`] gives what to append to the file.
 pub(crate) struct TextBuilder<'a> {
@@ -86,10 +122,12 @@ impl<'a> TextBuilder<'a> {
     /// The text of `span`.
     #[inline]
     pub(crate) fn get(&self, span: Span) -> &str {
-        match (span.start as usize).checked_sub(self.file.len()) {
-            None => span.get(self.file),
-            Some(start) => &self.decoded[start..start + span.len()],
-        }
+        self.text().get(span)
+    }
+
+    /// The text so far.
+    pub(crate) fn text(&self) -> Text<'_> {
+        Text::new(self.file, &self.decoded)
     }
 
     /// The span of `part`, which must be a slice of the file (an empty one too: its place
@@ -166,6 +204,13 @@ pub(crate) fn lines(file: &str) -> impl Iterator<Item = &str> {
         rest = rest.get(end + 1..).unwrap_or("");
         Some(line)
     })
+}
+
+/// The line that starts at byte `at` of `file`, without its `\n`; `None` if `at` is not
+/// a character boundary of it.
+pub(crate) fn line_at(file: &str, at: u32) -> Option<&str> {
+    let rest = file.get(at as usize..)?;
+    Some(&rest[..line_end(rest.as_bytes())])
 }
 
 /// The text from byte `at` of `text` to the end of its line, trimmed at the end as lines are
