@@ -18,8 +18,8 @@
 //!
 //! Speed (one process per connection, so the file is loaded in every session): loading a
 //! 10,000-line file must cost well under a millisecond, which is about 100 ns a line. So
-//! loading makes no string and no allocation per rule: the file is mapped (or read into one
-//! string) and the rules keep it, texts are spans of it (fields with escapes are decoded once,
+//! loading makes no string and no allocation per rule: the file is read once into memory
+//! populated in one system call (`sys::MappedText`) and the rules keep it, texts are spans of it (fields with escapes are decoded once,
 //! into one string whose spans start past the end of the file); a rule is a small fixed-size record in one vector; the fields after the patterns
 //! are only checked, and read again when their rule is applied; patterns are not compiled,
 //! only scanned for the facts that let most of them be refused at once. Every line is still
@@ -173,9 +173,10 @@ impl Outcome {
 
 /// Where the text of a rules file is.
 enum Source {
-    /// The file, mapped: no copy, and no fresh page to fault in per 4 KiB of it.
+    /// The file, read into memory populated at once: no fresh page to fault in per
+    /// 4 KiB of it.
     Mapped(crate::sys::MappedText),
-    /// Text given to [`Rules::parse`], or a file that could not be mapped.
+    /// Text given to [`Rules::parse`], or a file read the ordinary way.
     Owned(String),
 }
 
@@ -217,7 +218,7 @@ impl Rules {
         Rules::build(Source::Owned(text), path, Table::default)
     }
 
-    /// The file at `path` mapped, if it is a regular file that can be, and UTF-8.
+    /// The file at `path` read into populated memory, if it is a regular file and UTF-8.
     fn map(path: &Path) -> Option<crate::sys::MappedText> {
         let file = std::fs::File::open(path).ok()?;
         let meta = file.metadata().ok()?;
@@ -626,8 +627,9 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
-    /// A mapped file answers as the same text parsed, indexed or not: indexed rules parsed
-    /// again from their lines, with escapes, and the last line without its newline.
+    /// A loaded file answers as the same text parsed, indexed or not: indexed rules parsed
+    /// again from their lines, with escapes, and the last line without its newline; and
+    /// goes on answering so when the file is changed in place.
     #[test]
     fn mapped_files_and_indexed_rules_answer_as_parsed_text() {
         let dir = std::env::temp_dir().join(format!("smtpfront-rules-map-{}", std::process::id()));
@@ -643,6 +645,10 @@ mod tests {
         std::fs::write(&path, &text).expect("write");
         let mapped = Rules::load(&path).expect("loads");
         assert!(matches!(mapped.file, Source::Mapped(_)));
+        // Edited in place while a session uses it (truncated, then rewritten): the session
+        // keeps its copy. A mapping of the file would raise SIGBUS below.
+        std::fs::write(&path, "").expect("truncate");
+        std::fs::write(&path, "dx@x:*\n").expect("rewrite");
         std::fs::write(dir.join("empty"), "").expect("write");
         let empty = Rules::load(&dir.join("empty")).expect("loads");
         assert_eq!(mail(&empty, "a@b").0, Verdict::NoMatch);

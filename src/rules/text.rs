@@ -2,7 +2,7 @@
 //!
 //! This module owns [`Span`], the place of one text (a pattern, a RESPONSE, an ENVIRONMENT
 //! field ...) in the rules text, the decoding of escapes, and finding lines in the text. The
-//! rules text ([`Text`]) is the rules file as mapped or read, then (spans past its end) the
+//! rules text ([`Text`]) is the rules file as read, then (spans past its end) the
 //! decoded copies of the patterns that had escapes, kept in a string of their own (the other
 //! fields are decoded when their rule is applied, see `tail.rs`).
 //!
@@ -70,7 +70,7 @@ impl Span {
 
 /// The rules text as lookups read it: the file, then the decoded copies of the fields with
 /// escapes, whose spans start past the end of the file. Two parts, not one string: the file
-/// may be a mapping (`sys::MappedText`), which cannot grow.
+/// may be a `sys::MappedText`, which cannot grow.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Text<'a> {
     file: &'a str,
