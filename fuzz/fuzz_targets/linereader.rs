@@ -7,7 +7,8 @@
 //!
 //! Invariants:
 //! * no command line longer than `MAX_COMMAND` is returned, none holds a LF;
-//! * DATA pieces never hold a LF; a piece that does not end its line is never empty;
+//! * a DATA piece holds an LF only as the CRLF between whole lines (a run of plain lines
+//!   passed at once), never before a dot; a piece that does not end its line is never empty;
 //! * the buffer never grows: `push` never takes more than `BUF_SIZE` bytes beyond what was
 //!   consumed, and the reader never asks for input while its buffer is full;
 //! * splitting the input differently gives the same events: commands, too-long marks, DATA
@@ -60,10 +61,19 @@ impl Consumer {
                         self.in_data = false;
                     }
                     Some(DataPiece::Text { bytes, ends_line }) => {
-                        assert!(!bytes.contains(&b'\n'), "LF inside a DATA piece");
                         assert!(ends_line || !bytes.is_empty(), "empty piece mid-line");
                         assert!(bytes.len() <= BUF_SIZE);
-                        self.partial.extend_from_slice(bytes);
+                        let mut rest = bytes;
+                        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+                            assert!(ends_line, "whole lines in a piece that ends mid-line");
+                            assert!(i > 0 && rest[i - 1] == b'\r', "bare LF inside a piece");
+                            assert_ne!(rest.get(i + 1), Some(&b'.'), "dot line inside a piece");
+                            self.partial.extend_from_slice(&rest[..i - 1]);
+                            let line = std::mem::take(&mut self.partial);
+                            self.events.push(Event::DataLine(line, true));
+                            rest = &rest[i + 1..];
+                        }
+                        self.partial.extend_from_slice(rest);
                         if ends_line {
                             let line = std::mem::take(&mut self.partial);
                             self.events.push(Event::DataLine(line, true));
