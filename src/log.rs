@@ -169,19 +169,21 @@ pub fn escape(bytes: &[u8]) -> String {
         false => Vec::with_capacity(bytes.len() * 4),
     };
     // Runs of plain bytes are copied whole: two log lines per pipelined message pass here.
-    while !rest.is_empty() {
-        let run = plain_prefix(rest, plain);
-        out.extend_from_slice(&rest[..run]);
-        if let Some(&b) = rest.get(run) {
+    // Bytes to escape come in runs too (UTF-8 text): each is escaped before looking for
+    // the next plain run.
+    while let Some((&b, after)) = rest.split_first() {
+        if plain(b) {
+            let run = plain_prefix(rest, plain);
+            out.extend_from_slice(&rest[..run]);
+            rest = &rest[run..];
+        } else {
             out.extend_from_slice(&[
                 b'\\',
                 b'x',
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 15)],
             ]);
-            rest = &rest[run + 1..];
-        } else {
-            rest = &[];
+            rest = after;
         }
     }
     String::from_utf8(out).expect("printable ASCII and escapes only")
