@@ -297,6 +297,13 @@ fn a_rcpthosts_domain_may_ask_others_may_not() {
         ],
         "{log}"
     );
+    // Once each: the refusals are not logged again by the driver's `COMMAND -> REPLY`
+    // line of error replies (they were, twice per refused ETRN).
+    let etrn_lines = common::log_lines_of(&log, "smtpfront-spool")
+        .into_iter()
+        .filter(|l| l.starts_with("ETRN "))
+        .count();
+    assert_eq!(etrn_lines, 5, "{log}");
 }
 
 /// RELAYCLIENT, or AUTH, allows any node; `251` when nothing waits for it (and no byte is

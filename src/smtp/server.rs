@@ -423,7 +423,8 @@ fn run<B: Backend, T: Transport>(session: &mut Session<B>, conn: &mut Conn<T>) -
                 // SPEC 8: an AUTH response (credentials) never reaches the log.
                 let secret = session.expects_secret();
                 let step = session.command(line);
-                let shown = reply_of(&step).is_error().then(|| {
+                let logged = session.take_logged_reply();
+                let shown = (reply_of(&step).is_error() && !logged).then(|| {
                     if secret {
                         "(AUTH response)".to_string()
                     } else {

@@ -89,6 +89,9 @@ pub struct Session<B: Backend> {
     /// An AUTH dialogue waiting for the client's next line.
     dialogue: Option<Dialogue>,
     auth_failures: u32,
+    /// The last command's reply is already in the log, with more than the driver's
+    /// `COMMAND -> REPLY` line would say (ETRN: the client too, SPEC 3.3).
+    logged_reply: bool,
     pub messages: u64,
 }
 
@@ -117,6 +120,7 @@ impl<B: Backend> Session<B> {
             user: None,
             dialogue: None,
             auth_failures: 0,
+            logged_reply: false,
             messages: 0,
         }
     }
@@ -166,6 +170,12 @@ impl<B: Backend> Session<B> {
             None => format!("{} smtpfront ESMTP", self.local),
         };
         Reply::new(220, "", text)
+    }
+
+    /// Whether the reply to the last command was logged by the session itself (then the
+    /// driver does not log it again); reading it clears it.
+    pub fn take_logged_reply(&mut self) -> bool {
+        std::mem::take(&mut self.logged_reply)
     }
 
     /// True while the next line is an AUTH response (the driver must not log it).
@@ -240,6 +250,7 @@ impl<B: Backend> Session<B> {
             _ => etrn::IN_TRANSACTION,
         };
         etrn::log(arg, self.conn.remoteip.as_deref(), self.helo(), &answer);
+        self.logged_reply = true;
         match answer {
             // SPEC 2 MAXNOTIMPL: syntax errors count, as for every command.
             bad if bad == etrn::BAD_NODE => self.unknown(bad),
