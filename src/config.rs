@@ -186,9 +186,7 @@ impl Settings {
     /// others.
     pub fn from_env() -> Result<Settings, ConfigError> {
         let fields = raw_fields();
-        Settings::from_vars(crate::sys::environ_entries().filter_map(|entry| {
-            let eq = crate::sys::memchr(b'=', entry)?;
-            let (name, value) = (&entry[..eq], &entry[eq + 1..]);
+        Settings::from_vars(crate::sys::environment().filter_map(|(name, value)| {
             // Upper case only (see `apply`); values of ours that are not UTF-8 are
             // refused below through the lossy replacement character.
             let ours = !name.iter().any(u8::is_ascii_lowercase)

@@ -15,10 +15,7 @@ pub fn push_padded(out: &mut String, n: u64, width: usize) {
             break;
         }
     }
-    const ZEROS: &str = "00000000000000000000";
-    let pad = width.saturating_sub(digits.len() - i);
-    out.push_str(&ZEROS[..pad.min(ZEROS.len())]);
-    for _ in ZEROS.len()..pad {
+    for _ in (digits.len() - i)..width {
         out.push('0');
     }
     out.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));

@@ -189,10 +189,18 @@ extern "C" {
     static environ: *const *const libc::c_char;
 }
 
-/// The environment's `NAME=value` entries, borrowed from the process (no copy):
+/// The environment as (name, value) byte strings, borrowed from the process (no copy):
 /// `std::env::vars_os` copies every variable, where start-up wants a handful of them.
 /// Nothing in this program changes the environment, so the entries stay valid.
-pub fn environ_entries() -> impl Iterator<Item = &'static [u8]> {
+pub fn environment() -> impl Iterator<Item = (&'static [u8], &'static [u8])> {
+    environ_entries().filter_map(|entry| {
+        let eq = memchr(b'=', entry)?;
+        Some((&entry[..eq], &entry[eq + 1..]))
+    })
+}
+
+/// The environment's `NAME=value` entries.
+fn environ_entries() -> impl Iterator<Item = &'static [u8]> {
     // SAFETY: environ is a NULL-terminated array of NUL-terminated strings that lives as
     // long as the process; this program never calls setenv/putenv (std::env::set_var).
     let mut p = unsafe { environ };

@@ -29,14 +29,12 @@ impl Conn {
         let Some(prefix) = proto.filter(|p| !p.is_empty()) else {
             return Conn::default();
         };
-        let vars = crate::sys::environ_entries().filter_map(|entry| {
-            let eq = crate::sys::memchr(b'=', entry)?;
-            let (name, value) = (&entry[..eq], &entry[eq + 1..]);
-            name.starts_with(prefix.as_bytes()).then(|| {
+        let vars = crate::sys::environment()
+            .filter(|(name, _)| name.starts_with(prefix.as_bytes()))
+            .map(|(name, value)| {
                 let name = String::from_utf8_lossy(name).into_owned();
                 (name, String::from_utf8_lossy(value).into_owned())
-            })
-        });
+            });
         Conn::from_vars(proto, vars)
     }
 
