@@ -2,28 +2,67 @@
 //! pipelined message carry a few, and the formatting machinery costs more than the rest of
 //! building those lines.
 
-/// Appends `n` in decimal, at least `width` digits (leading zeros).
-pub fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// The digits of `n`, at least `width` of them (leading zeros; at most 20).
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+/// "00" to "99": two digits per division.
+const PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+    5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
+impl Digits {
+    #[inline]
+    fn of(n: u64, width: usize) -> Digits {
+        let mut buf = [b'0'; 20];
+        let mut start = buf.len();
+        let mut n = n;
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            start -= 2;
+            buf[start..start + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        if n >= 10 {
+            let pair = n as usize * 2;
+            start -= 2;
+            buf[start..start + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            start -= 1;
+            buf[start] = b'0' + n as u8;
+        }
+        Digits {
+            start: start.min(buf.len().saturating_sub(width)),
+            buf,
         }
     }
-    for _ in (digits.len() - i)..width {
-        out.push('0');
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
-    out.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));
+}
+
+/// Appends `n` in decimal, at least `width` digits (leading zeros, 20 at most).
+pub fn push_padded(out: &mut String, n: u64, width: usize) {
+    // One char at a time: cheaper for a few digits than checking them as UTF-8.
+    out.extend(
+        Digits::of(n, width)
+            .as_bytes()
+            .iter()
+            .map(|&d| char::from(d)),
+    );
 }
 
 /// Appends `n` in decimal.
 pub fn push(out: &mut String, n: u64) {
     push_padded(out, n, 0);
+}
+
+/// Appends `n` in decimal to text built in bytes (a log line, see [`crate::log::line_bytes`]).
+pub fn push_bytes(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(Digits::of(n, 0).as_bytes());
 }
 
 #[cfg(test)]
@@ -36,7 +75,10 @@ mod tests {
             let mut s = String::from("x");
             push(&mut s, n);
             assert_eq!(s, format!("x{n}"));
-            for width in [0, 1, 6, 25] {
+            let mut b = b"x".to_vec();
+            push_bytes(&mut b, n);
+            assert_eq!(b, format!("x{n}").into_bytes());
+            for width in [0, 1, 6, 20] {
                 let mut s = String::new();
                 push_padded(&mut s, n, width);
                 assert_eq!(s, format!("{n:0width$}"));

@@ -86,13 +86,24 @@ fn facility_of(name: &str) -> syslog::Facility {
     }
 }
 
+/// Writes one log line built in bytes, from text that is already safe (ASCII, client bytes
+/// through [`push_quoted`]): the line of every pipelined message is built so, unchecked.
+pub fn line_bytes(msg: &[u8]) {
+    write_line(msg);
+}
+
 /// Writes one log line. Before [`init`] it goes to stderr as `smtpfront[PID]`.
 pub fn line(msg: &str) {
+    write_line(msg.as_bytes());
+}
+
+fn write_line(msg: &[u8]) {
     let Some(logger) = LOGGER.get() else {
         let _ = writeln!(
             std::io::stderr(),
-            "smtpfront[{}]: {msg}",
-            std::process::id()
+            "smtpfront[{}]: {}",
+            std::process::id(),
+            String::from_utf8_lossy(msg)
         );
         return;
     };
@@ -101,14 +112,14 @@ pub fn line(msg: &str) {
         Sink::Stderr { pending, holding } => {
             // Whole lines per write, so that lines of concurrent processes do not interleave.
             pending.extend_from_slice(logger.prefix.as_bytes());
-            pending.extend_from_slice(msg.as_bytes());
+            pending.extend_from_slice(msg);
             pending.push(b'\n');
             if !*holding || pending.len() >= MAX_PENDING {
                 write_out(pending);
             }
         }
         Sink::Syslog(l) => {
-            let _ = l.info(msg);
+            let _ = l.info(String::from_utf8_lossy(msg));
         }
     }
 }
@@ -150,24 +161,56 @@ pub const MAX_QUOTED: usize = 200;
 
 /// Client text as a log line quotes it: escaped, cut at [`MAX_QUOTED`] bytes with `…`.
 pub fn quote(bytes: &[u8]) -> String {
+    let mut out = Vec::new();
+    push_quoted(&mut out, bytes);
+    String::from_utf8(out).expect("printable ASCII, escapes and an ellipsis only")
+}
+
+/// [`quote`] appended to a line being built in bytes (see [`line_bytes`]): the line written
+/// for every pipelined message quotes the sender without a string of its own.
+pub fn push_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
     match bytes.get(..MAX_QUOTED) {
-        Some(head) if bytes.len() > MAX_QUOTED => escape(head) + "…",
-        _ => escape(bytes),
+        Some(head) if bytes.len() > MAX_QUOTED => {
+            escape_into(out, head);
+            out.extend_from_slice("…".as_bytes());
+        }
+        _ => escape_into(out, bytes),
     }
 }
 
 /// Client bytes made safe for a log line: printable ASCII stays, the rest becomes `\xNN`.
 pub fn escape(bytes: &[u8]) -> String {
+    let mut out = Vec::new();
+    escape_into(&mut out, bytes);
+    String::from_utf8(out).expect("printable ASCII and escapes only")
+}
+
+fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'\\';
     let mut rest = bytes;
     // Room for every byte escaped when the first 16 are not all plain (UTF-8 text, say):
     // no reallocation while escaping. Quoted text is cut at MAX_QUOTED bytes before this.
     let first = plain_prefix(&bytes[..bytes.len().min(16)], plain);
-    let mut out = match first == bytes.len().min(16) {
-        true => Vec::with_capacity(bytes.len() + 8),
-        false => Vec::with_capacity(bytes.len() * 4),
-    };
+    match first == bytes.len().min(16) {
+        true => out.reserve(bytes.len() + 8),
+        false => out.reserve(bytes.len() * 4),
+    }
+    // Short text (an address) byte by byte: UTF-8 has runs too short for the blocks below.
+    if bytes.len() <= 32 {
+        for &b in bytes {
+            match plain(b) {
+                true => out.push(b),
+                false => out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 15)],
+                ]),
+            }
+        }
+        return;
+    }
     // Runs of plain bytes are copied whole: two log lines per pipelined message pass here.
     // Bytes to escape come in runs too (UTF-8 text): each is escaped before looking for
     // the next plain run.
@@ -186,7 +229,6 @@ pub fn escape(bytes: &[u8]) -> String {
             rest = after;
         }
     }
-    String::from_utf8(out).expect("printable ASCII and escapes only")
 }
 
 /// How many bytes at the start of `bytes` are `plain`: 16 at a time, with no early exit

@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use smtpfront::etrn::Node;
-use smtpfront::smtp::command::{parse, Command, CommandError};
+use smtpfront::smtp::command::{parse, Command, CommandError, Params};
 
 fn clean_text(s: &str, what: &str) {
     assert!(
@@ -21,8 +21,9 @@ fn clean_text(s: &str, what: &str) {
     );
 }
 
-fn params_ok(params: &[String]) {
-    for p in params {
+fn params_ok(params: &Params) {
+    assert_eq!(params.iter().collect::<Vec<_>>().join(" "), params.as_str());
+    for p in params.iter() {
         assert!(!p.is_empty(), "empty parameter");
         assert!(
             !p.contains(|c: char| c.is_ascii_whitespace()),

@@ -616,22 +616,22 @@ impl<B: Backend> Session<B> {
                 self.messages += 1;
                 // "accepted: queue id {id} from <{sender}> to {n} recipient(s), {size}
                 // bytes[, {bare} bare LF]", without format!: one per pipelined message.
-                let mut line = String::with_capacity(160);
-                line.push_str("accepted: queue id ");
-                line.push_str(&queued.id);
-                line.push_str(" from <");
-                line.push_str(&log::quote(m.envelope.sender.as_bytes()));
-                line.push_str("> to ");
-                decimal::push(&mut line, m.envelope.recipients.len() as u64);
-                line.push_str(" recipient(s), ");
-                decimal::push(&mut line, m.size);
-                line.push_str(" bytes");
+                let mut line = Vec::with_capacity(160);
+                line.extend_from_slice(b"accepted: queue id ");
+                line.extend_from_slice(queued.id.as_bytes());
+                line.extend_from_slice(b" from <");
+                log::push_quoted(&mut line, m.envelope.sender.as_bytes());
+                line.extend_from_slice(b"> to ");
+                decimal::push_bytes(&mut line, m.envelope.recipients.len() as u64);
+                line.extend_from_slice(b" recipient(s), ");
+                decimal::push_bytes(&mut line, m.size);
+                line.extend_from_slice(b" bytes");
                 if bare_lfs > 0 {
-                    line.push_str(", ");
-                    decimal::push(&mut line, bare_lfs);
-                    line.push_str(" bare LF");
+                    line.extend_from_slice(b", ");
+                    decimal::push_bytes(&mut line, bare_lfs);
+                    line.extend_from_slice(b" bare LF");
                 }
-                log::line(&line);
+                log::line_bytes(&line);
                 queued.reply
             }
             Err(e) => {
