@@ -75,7 +75,9 @@ pub fn parse_path(s: &str) -> Result<Path, PathError> {
 fn has_c1_control(s: &str) -> bool {
     // Most addresses, UTF-8 ones too, hold no 0xc2 at all: one memchr says so.
     let b = s.as_bytes();
-    b.contains(&0xc2) && b.windows(2).any(|w| w[0] == 0xc2 && (0x80..0xa0).contains(&w[1]))
+    b.contains(&0xc2)
+        && b.windows(2)
+            .any(|w| w[0] == 0xc2 && (0x80..0xa0).contains(&w[1]))
 }
 
 /// `@a,@b:` — each hop a domain; returns the index after the colon.
