@@ -52,7 +52,7 @@ impl Params {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.split(' ').filter(|p| !p.is_empty())
+        self.0.split_ascii_whitespace()
     }
 
     pub fn is_empty(&self) -> bool {
