@@ -2,7 +2,7 @@
 //! pipelined message carry a few, and the formatting machinery costs more than the rest of
 //! building those lines.
 
-/// The digits of `n`, at least `width` of them (leading zeros; at most 20).
+/// The digits of `n`, without leading zeros.
 struct Digits {
     buf: [u8; 20],
     start: usize,
@@ -15,7 +15,7 @@ const PAIRS: &[u8; 200] = b"\
 
 impl Digits {
     #[inline]
-    fn of(n: u64, width: usize) -> Digits {
+    fn of(n: u64) -> Digits {
         let mut buf = [b'0'; 20];
         let mut start = buf.len();
         let mut n = n;
@@ -33,10 +33,7 @@ impl Digits {
             start -= 1;
             buf[start] = b'0' + n as u8;
         }
-        Digits {
-            start: start.min(buf.len().saturating_sub(width)),
-            buf,
-        }
+        Digits { buf, start }
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -44,15 +41,13 @@ impl Digits {
     }
 }
 
-/// Appends `n` in decimal, at least `width` digits (leading zeros, 20 at most).
+/// Appends `n` in decimal, at least `width` digits (leading zeros).
 pub fn push_padded(out: &mut String, n: u64, width: usize) {
+    let digits = Digits::of(n);
+    let digits = digits.as_bytes();
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
     // One char at a time: cheaper for a few digits than checking them as UTF-8.
-    out.extend(
-        Digits::of(n, width)
-            .as_bytes()
-            .iter()
-            .map(|&d| char::from(d)),
-    );
+    out.extend(digits.iter().map(|&d| char::from(d)));
 }
 
 /// Appends `n` in decimal.
@@ -62,7 +57,7 @@ pub fn push(out: &mut String, n: u64) {
 
 /// Appends `n` in decimal to text built in bytes (a log line, see [`crate::log::line_bytes`]).
 pub fn push_bytes(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(Digits::of(n, 0).as_bytes());
+    out.extend_from_slice(Digits::of(n).as_bytes());
 }
 
 #[cfg(test)]
@@ -78,7 +73,7 @@ mod tests {
             let mut b = b"x".to_vec();
             push_bytes(&mut b, n);
             assert_eq!(b, format!("x{n}").into_bytes());
-            for width in [0, 1, 6, 20] {
+            for width in [0, 1, 6, 20, 25] {
                 let mut s = String::new();
                 push_padded(&mut s, n, width);
                 assert_eq!(s, format!("{n:0width$}"));

@@ -86,18 +86,14 @@ fn facility_of(name: &str) -> syslog::Facility {
     }
 }
 
-/// Writes one log line built in bytes, from text that is already safe (ASCII, client bytes
-/// through [`push_quoted`]): the line of every pipelined message is built so, unchecked.
-pub fn line_bytes(msg: &[u8]) {
-    write_line(msg);
-}
-
 /// Writes one log line. Before [`init`] it goes to stderr as `smtpfront[PID]`.
 pub fn line(msg: &str) {
-    write_line(msg.as_bytes());
+    line_bytes(msg.as_bytes());
 }
 
-fn write_line(msg: &[u8]) {
+/// [`line`] for a line built in bytes from text that is already safe (ASCII, client bytes
+/// through [`push_quoted`]): the line of every pipelined message is built so, unchecked.
+pub fn line_bytes(msg: &[u8]) {
     let Some(logger) = LOGGER.get() else {
         let _ = writeln!(
             std::io::stderr(),
@@ -188,16 +184,9 @@ pub fn escape(bytes: &[u8]) -> String {
 fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'\\';
-    let mut rest = bytes;
-    // Room for every byte escaped when the first 16 are not all plain (UTF-8 text, say):
-    // no reallocation while escaping. Quoted text is cut at MAX_QUOTED bytes before this.
-    let first = plain_prefix(&bytes[..bytes.len().min(16)], plain);
-    match first == bytes.len().min(16) {
-        true => out.reserve(bytes.len() + 8),
-        false => out.reserve(bytes.len() * 4),
-    }
     // Short text (an address) byte by byte: UTF-8 has runs too short for the blocks below.
     if bytes.len() <= 32 {
+        out.reserve(bytes.len() * 4);
         for &b in bytes {
             match plain(b) {
                 true => out.push(b),
@@ -211,6 +200,13 @@ fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
         }
         return;
     }
+    // Room for every byte escaped when the first 16 are not all plain (UTF-8 text, say):
+    // no reallocation while escaping. Quoted text is cut at MAX_QUOTED bytes before this.
+    match plain_prefix(&bytes[..16], plain) == 16 {
+        true => out.reserve(bytes.len() + 8),
+        false => out.reserve(bytes.len() * 4),
+    }
+    let mut rest = bytes;
     // Runs of plain bytes are copied whole: two log lines per pipelined message pass here.
     // Bytes to escape come in runs too (UTF-8 text): each is escaped before looking for
     // the next plain run.

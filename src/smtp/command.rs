@@ -59,10 +59,6 @@ impl Params {
         self.0.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.iter().count()
-    }
-
     /// The parameters separated by single spaces.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -319,7 +315,6 @@ mod tests {
         assert_eq!(sender, "a@b.c");
         assert_eq!(params.size, Some(10));
         assert_eq!(params.body, Some(Body::EightBitMime));
-        assert_eq!(params.all.len(), 3);
         assert_eq!(params.all.as_str(), "size=10 BODY=8bitmime X-FOO=1");
         assert!(!params.smtputf8);
     }
