@@ -159,7 +159,7 @@ pub fn memchr(byte: u8, hay: &[u8]) -> Option<usize> {
 #[inline(always)]
 pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
+    if has_avx2() {
         #[target_feature(enable = "avx2")]
         fn avx2<R>(f: impl FnOnce() -> R) -> R {
             f()
@@ -168,6 +168,37 @@ pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
         return unsafe { avx2(f) };
     }
     f()
+}
+
+/// Whether the processor has AVX2 and the kernel saves its registers. glibc has found this
+/// out before `main` (its string functions choose their variant by it), so the answer is a
+/// load from its table: `is_x86_feature_detected!` would run CPUID again on the first DATA
+/// of every session, and each CPUID traps to the hypervisor on a virtual machine (measured:
+/// the largest single cost of a one-message session above the static C floor).
+#[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+fn has_avx2() -> bool {
+    /// glibc's `struct cpuid_feature` (<bits/platform/x86.h>, glibc 2.33 and later).
+    #[repr(C)]
+    struct CpuidFeature {
+        cpuid: [u32; 4],
+        active: [u32; 4],
+    }
+    extern "C" {
+        fn __x86_get_cpuid_feature_leaf(leaf: u32) -> *const CpuidFeature;
+    }
+    /// CPUID_INDEX_7 (leaf 7, subleaf 0); AVX2 is bit 5 of its EBX (index 1).
+    const LEAF_7: u32 = 1;
+    const EBX: usize = 1;
+    const AVX2: u32 = 1 << 5;
+    // SAFETY: glibc returns a pointer to its static feature table (filled in before main, never
+    // freed) for every leaf index, a zeroed entry for one it does not know.
+    let leaf = unsafe { &*__x86_get_cpuid_feature_leaf(LEAF_7) };
+    leaf.active[EBX] & AVX2 != 0
+}
+
+#[cfg(all(target_arch = "x86_64", not(target_env = "gnu")))]
+fn has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2")
 }
 
 /// Ignores SIGXFSZ, so that a write past `RLIMIT_FSIZE` fails with EFBIG (and the message
@@ -398,6 +429,15 @@ pub fn wait_readable_or_alarm(fd: RawFd, deadline: Instant) -> io::Result<Woken>
 mod tests {
     use super::*;
     use std::os::unix::io::AsRawFd;
+
+    /// glibc's table, read through our copy of its struct layout, gives the same answer as
+    /// std's own CPUID probe: a wrong leaf, register or bit shows here on a machine with AVX2
+    /// (this one) and on one without.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_from_glibc_agrees_with_cpuid() {
+        assert_eq!(has_avx2(), std::is_x86_feature_detected!("avx2"));
+    }
 
     /// The front end sets TCP_NODELAY on a connection shared with a TLS helper: on a TCP
     /// socket it takes (the kernel reports it back), on a pipe it is an error, ignored.
