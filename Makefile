@@ -23,8 +23,14 @@ MAN8 = man/smtpfront-echo.8 man/smtpfront-reject.8 man/smtpfront-spool.8 man/for
 
 all: build
 
+# The functions a session runs are laid out together (link/README.md): fewer page faults
+# at each exec. A name the program no longer has is skipped without a word.
+ORDER = -C link-arg=-Wl,-T,$(CURDIR)/link/hot.ld \
+	-C link-arg=-Wl,--symbol-ordering-file=$(CURDIR)/link/hot-functions \
+	-C link-arg=-Wl,--no-warn-symbol-ordering
+
 build:
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked \
+	RUSTFLAGS="-C target-feature=+crt-static $(ORDER)" $(CARGO) build --release --locked \
 		--target $(TRIPLE) $(addprefix --bin ,$(FRONTENDS))
 	$(CARGO) build --release --locked --bin forward
 

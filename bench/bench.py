@@ -217,6 +217,9 @@ def bench_session(ctx):
     c_floor = build_c_floor(ctx)
     if c_floor:
         sides.append(c_floor)
+    c_floor_pie = build_c_floor(ctx, pie=True)
+    if c_floor_pie:
+        sides.append(c_floor_pie)
     for side in sides:
         verify(ctx, "session", side, path, 1)
     floor = Side("floor", ["/bin/true"], {})
@@ -236,19 +239,28 @@ def bench_session(ctx):
         vs_c = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall["c-floor"]}
         rows.append(ctx.row("session vs C floor", vs_c, "ms", "<=", 1.10,
                             "peer column: bench/floor.c, gcc -O2 -static"))
+    if c_floor_pie:
+        # Like for like: the front ends are static-pie (ASLR), the floor above is not.
+        vs_pie = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall["c-floor-pie"]}
+        rows.append(ctx.row("session vs PIE floor", vs_pie, "ms", None, None,
+                            "peer column: bench/floor.c, gcc -O2 -static-pie"))
     return rows
 
 
-def build_c_floor(ctx):
-    """bench/floor.c, linked statically: the floor of a session (issue 12)."""
-    exe = os.path.join(ctx.tmp, "floor")
+def build_c_floor(ctx, pie=False):
+    """bench/floor.c, linked statically: the floor of a session (issue 12). With `pie`,
+    as a static PIE, which is what the front ends are: their code is relocated at each exec
+    (ASLR), a cost the non-PIE floor does not pay."""
+    name = "c-floor-pie" if pie else "c-floor"
+    exe = os.path.join(ctx.tmp, name)
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")
     try:
-        subprocess.run(["cc", "-O2", "-static", "-o", exe, src], check=True)
+        subprocess.run(["cc", "-O2", "-static-pie" if pie else "-static", "-o", exe, src],
+                       check=True)
     except (OSError, subprocess.CalledProcessError):
-        ctx.warn("cannot build bench/floor.c statically (cc, libc6-dev): no C floor")
+        ctx.warn(f"cannot build bench/floor.c as {name} (cc, libc6-dev): no such side")
         return None
-    return Side("c-floor", [exe], {})
+    return Side(name, [exe], {})
 
 
 def write_pipeline(path, n, envelope):

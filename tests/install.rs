@@ -102,3 +102,68 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     files
 }
+
+/// `make build` lays out the functions a session runs together (link/README.md): the Rust
+/// ones in a `.text.hot` section before `.text` (link/hot.ld), glibc's start-up at the head
+/// of `.text` (link/hot-functions). A build without the two files still works, and would
+/// quietly cost each session about 6 more page faults; this catches it.
+#[test]
+fn static_front_ends_have_the_session_functions_first() {
+    let (Some(readelf), Some(nm)) = (tool("readelf"), tool("nm")) else {
+        return;
+    };
+    let Some(echo) = option_env!("SMTPFRONT_TEST_ECHO") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI tests the binaries of make build (test.sh sets SMTPFRONT_TEST_ECHO)"
+        );
+        eprintln!("SKIPPED: not the front ends of make build");
+        return;
+    };
+    let sections = run(&readelf, &["-SW", echo]);
+    let (hot, hot_size) = section(&sections, ".text.hot");
+    let (text, _) = section(&sections, ".text");
+    assert!(hot + hot_size <= text, "{sections}");
+
+    let symbols = run(&nm, &[echo]);
+    let address = |wanted: &dyn Fn(&str) -> bool| -> u64 {
+        let line = symbols
+            .lines()
+            .find(|l| l.split(' ').nth(2).is_some_and(wanted))
+            .unwrap_or_else(|| panic!("symbol not found in {echo}"));
+        u64::from_str_radix(line.split(' ').next().unwrap(), 16).unwrap()
+    };
+    let serve_on = address(&|s| s.starts_with("_ZN9smtpfront4smtp6server8serve_on17h"));
+    assert!(
+        (hot..hot + hot_size).contains(&serve_on),
+        "serve_on at {serve_on:#x}, .text.hot at {hot:#x}+{hot_size:#x}"
+    );
+    let start = address(&|s| s == "__libc_start_main");
+    assert!(
+        (text..text + 64 * 1024).contains(&start),
+        "__libc_start_main at {start:#x}, .text at {text:#x}"
+    );
+}
+
+fn run(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Address and size of a section, from `readelf -SW`.
+fn section(table: &str, name: &str) -> (u64, u64) {
+    let fields: Vec<&str> = table
+        .lines()
+        .map(|l| l.split_once(']').map_or("", |(_, rest)| rest))
+        .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+        .unwrap_or_else(|| panic!("no section {name}:\n{table}"));
+    let hex = |s: &str| u64::from_str_radix(s, 16).unwrap();
+    (hex(fields[2]), hex(fields[4]))
+}
