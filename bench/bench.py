@@ -220,6 +220,8 @@ def bench_session(ctx):
     c_floor_pie = build_c_floor(ctx, pie=True)
     if c_floor_pie:
         sides.append(c_floor_pie)
+    if ctx.ours_nopie:
+        sides.append(ctx.ours_nopie)
     for side in sides:
         verify(ctx, "session", side, path, 1)
     floor = Side("floor", ["/bin/true"], {})
@@ -244,6 +246,11 @@ def bench_session(ctx):
         vs_pie = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall["c-floor-pie"]}
         rows.append(ctx.row("session vs PIE floor", vs_pie, "ms", None, None,
                             "peer column: bench/floor.c, gcc -O2 -static-pie"))
+    if c_floor and ctx.ours_nopie:
+        # Both at a fixed address: the build the floor is (make build PIE=no).
+        vs_np = {ctx.ours.label: wall[ctx.ours_nopie.label], ctx.peer.label: wall["c-floor"]}
+        rows.append(ctx.row("session PIE=no vs C floor", vs_np, "ms", "<=", 1.10,
+                            "ours column: make build PIE=no; peer column: gcc -O2 -static"))
     return rows
 
 
@@ -821,6 +828,7 @@ class Context:
         self.quick = args.quick
         self.tmp = tmp
         self.ours = Side("ours", [args.ours], {})
+        self.ours_nopie = Side("ours-nopie", [args.ours_nopie], {}) if args.ours_nopie else None
         self.peer = Side("mailfront", [args.peer, "smtp", "echo"], PEER_ENV)
         self.warnings = []
         self.checks = {}  # benchmark -> ['ours 1/1', ...]
@@ -897,6 +905,8 @@ def main():
                    help="run only this benchmark (repeatable, or comma-separated): "
                         + ", ".join(BENCHMARKS))
     p.add_argument("--ours", required=True, help="our smtpfront-echo")
+    p.add_argument("--ours-nopie", help="our smtpfront-echo of `make build PIE=no` "
+                   "(session: one more side, against the C floor)")
     p.add_argument("--peer", default="/usr/sbin/mailfront", help="mailfront binary")
     args = p.parse_args()
 
@@ -904,7 +914,7 @@ def main():
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         p.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
-    for prog in (args.ours, args.peer):
+    for prog in (args.ours, args.peer, args.ours_nopie or args.ours):
         if not os.access(prog, os.X_OK):
             p.error(f"{prog} is not executable")
 
