@@ -222,6 +222,9 @@ def bench_session(ctx):
         sides.append(c_floor_pie)
     if ctx.ours_nopie:
         sides.append(ctx.ours_nopie)
+    rust_floor = build_rust_floor(ctx)
+    if rust_floor:
+        sides.append(rust_floor)
     for side in sides:
         verify(ctx, "session", side, path, 1)
     floor = Side("floor", ["/bin/true"], {})
@@ -246,6 +249,10 @@ def bench_session(ctx):
         vs_pie = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall["c-floor-pie"]}
         rows.append(ctx.row("session vs PIE floor", vs_pie, "ms", None, None,
                             "peer column: bench/floor.c, gcc -O2 -static-pie"))
+    if rust_floor:
+        vs_rs = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall["rust-floor"]}
+        rows.append(ctx.row("session vs Rust floor", vs_rs, "ms", None, None,
+                            "peer column: bench/floor.rs, rustc, static-pie"))
     if c_floor and ctx.ours_nopie:
         # Both at a fixed address: the build the floor is (make build PIE=no).
         vs_np = {ctx.ours.label: wall[ctx.ours_nopie.label], ctx.peer.label: wall["c-floor"]}
@@ -268,6 +275,21 @@ def build_c_floor(ctx, pie=False):
         ctx.warn(f"cannot build bench/floor.c as {name} (cc, libc6-dev): no such side")
         return None
     return Side(name, [exe], {})
+
+
+def build_rust_floor(ctx):
+    """bench/floor.rs: floor.c in Rust, built as the front ends are (static-pie, std,
+    #![no_main]): the floor of a session for a Rust program."""
+    exe = os.path.join(ctx.tmp, "floor-rust")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.rs")
+    try:
+        subprocess.run(["rustc", "--edition", "2021", "-C", "opt-level=3", "-C", "panic=abort",
+                        "-C", "target-feature=+crt-static",
+                        "--target", "x86_64-unknown-linux-gnu", "-o", exe, src], check=True)
+    except (OSError, subprocess.CalledProcessError):
+        ctx.warn("cannot build bench/floor.rs (rustc): no Rust floor")
+        return None
+    return Side("rust-floor", [exe], {})
 
 
 def write_pipeline(path, n, envelope):
