@@ -2,7 +2,6 @@
 # make install        PREFIX=/usr/local, DESTDIR honoured: programs and man pages
 # make uninstall      removes what install put there
 # make check          the test suite against these binaries (test.sh)
-# PIE=no              front ends at a fixed address (target/nopie/): faster exec, no ASLR
 #
 # The front ends are linked statically (glibc, +crt-static): no dynamic loader at each
 # connection. forward stays dynamic: it resolves the primary's name with getaddrinfo, which
@@ -17,22 +16,7 @@ CARGO ?= cargo
 TRIPLE ?= x86_64-unknown-linux-gnu
 
 FRONTENDS = smtpfront-echo smtpfront-reject smtpfront-spool
-
-# The front ends are position-independent (static-pie): the kernel loads them at a random
-# address at each exec (ASLR) and glibc relocates them, about 8% of a short session on the
-# benchmark's machine. PIE=no links them at a fixed address instead, in a directory of
-# their own so that the two builds do not replace each other (README, Install).
-PIE ?= yes
-ifeq ($(PIE),yes)
-FRONT_DIR = target
-PIE_FLAGS =
-else ifeq ($(PIE),no)
-FRONT_DIR = target/nopie
-PIE_FLAGS = -C relocation-model=static
-else
-$(error PIE must be yes or no, not "$(PIE)")
-endif
-STATIC = $(FRONT_DIR)/$(TRIPLE)/release
+STATIC = target/$(TRIPLE)/release
 MAN5 = man/smtpfront-rules.5
 MAN7 = man/smtpfront.7
 MAN8 = man/smtpfront-echo.8 man/smtpfront-reject.8 man/smtpfront-spool.8 man/forward.8
@@ -46,9 +30,8 @@ ORDER = -C link-arg=-Wl,-T,$(CURDIR)/link/hot.ld \
 	-C link-arg=-Wl,--no-warn-symbol-ordering
 
 build:
-	RUSTFLAGS="-C target-feature=+crt-static $(PIE_FLAGS) $(ORDER)" $(CARGO) build \
-		--release --locked --target-dir $(FRONT_DIR) --target $(TRIPLE) \
-		$(addprefix --bin ,$(FRONTENDS))
+	RUSTFLAGS="-C target-feature=+crt-static $(ORDER)" $(CARGO) build --release --locked \
+		--target $(TRIPLE) $(addprefix --bin ,$(FRONTENDS))
 	$(CARGO) build --release --locked --bin forward
 
 install: build

@@ -220,8 +220,6 @@ def bench_session(ctx):
     c_floor_pie = build_c_floor(ctx, pie=True)
     if c_floor_pie:
         sides.append(c_floor_pie)
-    if ctx.ours_nopie:
-        sides.append(ctx.ours_nopie)
     rust_floor = build_rust_floor(ctx)
     if rust_floor:
         sides.append(rust_floor)
@@ -253,11 +251,6 @@ def bench_session(ctx):
         vs_rs = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall["rust-floor"]}
         rows.append(ctx.row("session vs Rust floor", vs_rs, "ms", None, None,
                             "peer column: bench/floor.rs, rustc, static-pie"))
-    if c_floor and ctx.ours_nopie:
-        # Both at a fixed address: the build the floor is (make build PIE=no).
-        vs_np = {ctx.ours.label: wall[ctx.ours_nopie.label], ctx.peer.label: wall["c-floor"]}
-        rows.append(ctx.row("session PIE=no vs C floor", vs_np, "ms", "<=", 1.10,
-                            "ours column: make build PIE=no; peer column: gcc -O2 -static"))
     return rows
 
 
@@ -850,7 +843,6 @@ class Context:
         self.quick = args.quick
         self.tmp = tmp
         self.ours = Side("ours", [args.ours], {})
-        self.ours_nopie = Side("ours-nopie", [args.ours_nopie], {}) if args.ours_nopie else None
         self.peer = Side("mailfront", [args.peer, "smtp", "echo"], PEER_ENV)
         self.warnings = []
         self.checks = {}  # benchmark -> ['ours 1/1', ...]
@@ -927,8 +919,6 @@ def main():
                    help="run only this benchmark (repeatable, or comma-separated): "
                         + ", ".join(BENCHMARKS))
     p.add_argument("--ours", required=True, help="our smtpfront-echo")
-    p.add_argument("--ours-nopie", help="our smtpfront-echo of `make build PIE=no` "
-                   "(session: one more side, against the C floor)")
     p.add_argument("--peer", default="/usr/sbin/mailfront", help="mailfront binary")
     args = p.parse_args()
 
@@ -936,7 +926,7 @@ def main():
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         p.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
-    for prog in (args.ours, args.peer, args.ours_nopie or args.ours):
+    for prog in (args.ours, args.peer):
         if not os.access(prog, os.X_OK):
             p.error(f"{prog} is not executable")
 

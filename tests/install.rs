@@ -18,16 +18,11 @@ const PAGES: &[&str] = &[
 ];
 
 fn make(target: &str, stage: &Path) -> std::process::Output {
-    make_with(target, stage, &[])
-}
-
-fn make_with(target: &str, stage: &Path, vars: &[&str]) -> std::process::Output {
     Command::new("make")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg(target)
         .arg(format!("DESTDIR={}", stage.display()))
         .arg("PREFIX=/usr")
-        .args(vars)
         .output()
         .expect("make")
 }
@@ -106,51 +101,6 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     files
-}
-
-/// `make install PIE=no`: the front ends at a fixed address (ELF type EXEC, "statically
-/// linked", not "static-pie linked"), built in a directory of their own; they serve a
-/// session; `PIE` takes only yes or no.
-#[test]
-fn make_install_pie_no_gives_fixed_address_front_ends() {
-    let (Some(_), Some(file)) = (tool("make"), tool("file")) else {
-        return;
-    };
-    let stage = scratch("install-nopie");
-    let out = make_with("install", &stage, &["PIE=no"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bin = stage.join("usr/bin");
-    for program in FRONTENDS {
-        let what = kind(&file, &bin.join(program));
-        assert!(
-            what.starts_with("ELF 64-bit LSB executable,") && what.contains("statically linked"),
-            "{program}: {what}"
-        );
-    }
-    let out = common::command(bin.join("smtpfront-echo"), &[])
-        .stdin(std::fs::File::open("/dev/null").unwrap())
-        .output()
-        .unwrap();
-    let replies = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        common::like(replies.lines().next().unwrap(), "220 * smtpfront ESMTP"),
-        "{replies}"
-    );
-
-    let out = make_with("build", &stage, &["PIE=maybe"]);
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        common::like(
-            said.trim_end(),
-            "Makefile:#: *** PIE must be yes or no, not \"maybe\".  Stop."
-        ),
-        "{said}"
-    );
 }
 
 /// `make build` lays out the functions a session runs together (link/README.md): the Rust
