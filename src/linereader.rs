@@ -5,8 +5,9 @@
 
 /// Size of the input buffer: large enough that DATA costs one read per 128 KiB, and the
 /// largest piece of a DATA line handed on at once. 128 KiB is what `cat` reads at a time:
-/// a 100 MiB message went through echo at 0.77 of cat's rate with 64 KiB, 0.84 with this
-/// (half the system calls; 256 KiB gained nothing more).
+/// half the system calls of 64 KiB; bench/run's 100 MiB message went through echo at
+/// 0.73-0.74 of cat's rate with 64 KiB and 0.75-0.78 with this, in alternating runs
+/// (256 KiB gained nothing more).
 pub const BUF_SIZE: usize = 128 * 1024;
 
 /// The first read of a session: a page. The buffer's initialised part doubles after each
