@@ -214,15 +214,9 @@ def bench_session(ctx):
     path = os.path.join(ctx.tmp, "session.smtp")
     write_session(path, message_of_size(1024))
     sides = [ctx.ours, ctx.peer]
-    c_floor = build_c_floor(ctx)
-    if c_floor:
-        sides.append(c_floor)
-    c_floor_pie = build_c_floor(ctx, pie=True)
-    if c_floor_pie:
-        sides.append(c_floor_pie)
-    rust_floor = build_rust_floor(ctx)
-    if rust_floor:
-        sides.append(rust_floor)
+    floors = [(f, build_floor(ctx, f)) for f in FLOORS]
+    floors = [(f, side) for f, side in floors if side]
+    sides += [side for _, side in floors]
     for side in sides:
         verify(ctx, "session", side, path, 1)
     floor = Side("floor", ["/bin/true"], {})
@@ -237,52 +231,48 @@ def bench_session(ctx):
         ctx.row("session wall-floor", net, "ms", None, None,
                 f"minus /bin/true {wall['floor']:.3g} ms"),
     ]
-    if c_floor:
-        # The peer column holds the static C responder here.
-        vs_c = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall["c-floor"]}
-        rows.append(ctx.row("session vs C floor", vs_c, "ms", "<=", 1.10,
-                            "peer column: bench/floor.c, gcc -O2 -static"))
-    if c_floor_pie:
-        # Like for like: the front ends are static-pie (ASLR), the floor above is not.
-        vs_pie = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall["c-floor-pie"]}
-        rows.append(ctx.row("session vs PIE floor", vs_pie, "ms", None, None,
-                            "peer column: bench/floor.c, gcc -O2 -static-pie"))
-    if rust_floor:
-        vs_rs = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall["rust-floor"]}
-        rows.append(ctx.row("session vs Rust floor", vs_rs, "ms", None, None,
-                            "peer column: bench/floor.rs, rustc, static-pie"))
+    for f, side in floors:
+        # The peer column holds the floor here.
+        vs = {ctx.ours.label: wall[ctx.ours.label], ctx.peer.label: wall[side.label]}
+        rows.append(ctx.row(f.title, vs, "ms", "<=" if f.goal else None, f.goal,
+                            f"peer column: {f.note}"))
     return rows
 
 
-def build_c_floor(ctx, pie=False):
-    """bench/floor.c, linked statically: the floor of a session (issue 12). With `pie`,
-    as a static PIE, which is what the front ends are: their code is relocated at each exec
-    (ASLR), a cost the non-PIE floor does not pay."""
-    name = "c-floor-pie" if pie else "c-floor"
-    exe = os.path.join(ctx.tmp, name)
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")
-    try:
-        subprocess.run(["cc", "-O2", "-static-pie" if pie else "-static", "-o", exe, src],
-                       check=True)
-    except (OSError, subprocess.CalledProcessError):
-        ctx.warn(f"cannot build bench/floor.c as {name} (cc, libc6-dev): no such side")
-        return None
-    return Side(name, [exe], {})
+class Floor:
+    """A program that answers the session as ours does and does nothing else."""
+
+    def __init__(self, label, source, compile_argv, title, goal, note):
+        self.label, self.source, self.compile_argv = label, source, compile_argv
+        self.title, self.goal, self.note = title, goal, note
 
 
-def build_rust_floor(ctx):
-    """bench/floor.rs: floor.c in Rust, built as the front ends are (static-pie, std,
-    #![no_main]): the floor of a session for a Rust program."""
-    exe = os.path.join(ctx.tmp, "floor-rust")
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.rs")
+# The C floor of issue 12; the same C built as a static PIE, as the front ends are (their
+# code is relocated at each exec, for ASLR); and the same program in Rust built as the
+# front ends are (static-pie, std, #![no_main]): the floor of a session for a Rust program.
+FLOORS = [
+    Floor("c-floor", "floor.c", ["cc", "-O2", "-static"], "session vs C floor", 1.10,
+          "bench/floor.c, gcc -O2 -static"),
+    Floor("c-floor-pie", "floor.c", ["cc", "-O2", "-static-pie"], "session vs PIE floor",
+          None, "bench/floor.c, gcc -O2 -static-pie"),
+    Floor("rust-floor", "floor.rs",
+          ["rustc", "--edition", "2021", "-C", "opt-level=3", "-C", "panic=abort",
+           "-C", "target-feature=+crt-static", "--target", "x86_64-unknown-linux-gnu"],
+          "session vs Rust floor", None, "bench/floor.rs, rustc, static-pie"),
+]
+
+
+def build_floor(ctx, floor):
+    """Compiles `floor` into the temporary directory; None (and a warning) if it cannot."""
+    exe = os.path.join(ctx.tmp, floor.label)
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), floor.source)
     try:
-        subprocess.run(["rustc", "--edition", "2021", "-C", "opt-level=3", "-C", "panic=abort",
-                        "-C", "target-feature=+crt-static",
-                        "--target", "x86_64-unknown-linux-gnu", "-o", exe, src], check=True)
+        subprocess.run(floor.compile_argv + ["-o", exe, src], check=True)
     except (OSError, subprocess.CalledProcessError):
-        ctx.warn("cannot build bench/floor.rs (rustc): no Rust floor")
+        ctx.warn(f"cannot build bench/{floor.source} ({floor.compile_argv[0]}): "
+                 f"no {floor.label} side")
         return None
-    return Side("rust-floor", [exe], {})
+    return Side(floor.label, [exe], {})
 
 
 def write_pipeline(path, n, envelope):

@@ -29,8 +29,7 @@ fn make(target: &str, stage: &Path) -> std::process::Output {
 
 /// What file(1) says of a binary, without its path.
 fn kind(file: &Path, binary: &Path) -> String {
-    let out = Command::new(file).arg("-b").arg(binary).output().unwrap();
-    String::from_utf8(out.stdout).unwrap()
+    run(file, &["-b", binary.to_str().unwrap()])
 }
 
 #[test]
@@ -146,6 +145,7 @@ fn static_front_ends_have_the_session_functions_first() {
     );
 }
 
+/// What `program` prints; it must succeed.
 fn run(program: &Path, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap();
     assert!(
