@@ -1,5 +1,6 @@
 //! The only module with `unsafe` code: thin wrappers over the system calls std does not
-//! offer (poll with a deadline, non-blocking descriptors, exec, the host name, memchr).
+//! offer (poll with a deadline, non-blocking descriptors, exec, the host name, memchr), and
+//! the processor's vector instructions where std has no safe form of them.
 //! Each wrapper turns the C convention (-1 and errno) into `io::Result`.
 #![allow(unsafe_code)]
 
@@ -422,6 +423,80 @@ pub fn wait_readable_or_alarm(fd: RawFd, deadline: Instant) -> io::Result<Woken>
         } else if Instant::now() >= deadline {
             return Ok(Woken::Timeout);
         }
+    }
+}
+
+/// Sixteen bytes compared all at once with SSE2, which every x86-64 processor has: each
+/// answer has bit `i` set for byte `i`. The rules loader sorts the bytes of a line with it
+/// (`rules/classes.rs`); std's intrinsics for it all need `unsafe`.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub struct Bytes16(std::arch::x86_64::__m128i);
+
+#[cfg(target_arch = "x86_64")]
+impl Bytes16 {
+    #[inline(always)]
+    pub fn new(bytes: &[u8; 16]) -> Bytes16 {
+        use std::arch::x86_64::_mm_loadu_si128;
+        // SAFETY: SSE2 is part of x86-64; an unaligned load of the sixteen bytes of `bytes`.
+        Bytes16(unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) })
+    }
+
+    /// The bytes equal to `b`.
+    #[inline(always)]
+    pub fn eq(self, b: u8) -> u16 {
+        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8};
+        // SAFETY: SSE2 is part of x86-64; no memory is read.
+        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(self.0, _mm_set1_epi8(b as i8))) as u16 }
+    }
+
+    /// The bytes at most `b`, unsigned.
+    #[inline(always)]
+    pub fn at_most(self, b: u8) -> u16 {
+        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_set1_epi8};
+        // The smaller of a byte and `b` is the byte itself.
+        // SAFETY: SSE2 is part of x86-64; no memory is read.
+        unsafe {
+            let least = _mm_min_epu8(self.0, _mm_set1_epi8(b as i8));
+            _mm_movemask_epi8(_mm_cmpeq_epi8(least, self.0)) as u16
+        }
+    }
+
+    /// The bytes with their high bit set (not ASCII).
+    #[inline(always)]
+    pub fn high(self) -> u16 {
+        use std::arch::x86_64::_mm_movemask_epi8;
+        // SAFETY: SSE2 is part of x86-64; no memory is read.
+        unsafe { _mm_movemask_epi8(self.0) as u16 }
+    }
+}
+
+/// [`Bytes16`] a byte at a time, where there is no SSE2.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy)]
+pub struct Bytes16([u8; 16]);
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Bytes16 {
+    pub fn new(bytes: &[u8; 16]) -> Bytes16 {
+        Bytes16(*bytes)
+    }
+
+    fn bits(self, hit: impl Fn(u8) -> bool) -> u16 {
+        let bit = |(i, &b): (usize, &u8)| u16::from(hit(b)) << i;
+        self.0.iter().enumerate().map(bit).fold(0, |a, b| a | b)
+    }
+
+    pub fn eq(self, b: u8) -> u16 {
+        self.bits(|x| x == b)
+    }
+
+    pub fn at_most(self, b: u8) -> u16 {
+        self.bits(|x| x <= b)
+    }
+
+    pub fn high(self) -> u16 {
+        self.bits(|x| x >= 0x80)
     }
 }
 

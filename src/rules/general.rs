@@ -8,8 +8,8 @@
 //! Matching is the classic two-pointer algorithm that remembers only the last `*`: time is
 //! bounded by pattern length times address length, never exponential (`*a*a*a*a*b`).
 
+use super::classes::Wildcards;
 use super::quick::{Address, Needs, Quick};
-use super::swar;
 use super::text::{Span, Text};
 
 /// Any other pattern, with cheap necessary conditions checked before the full match. The
@@ -34,7 +34,11 @@ fn saturate8(n: usize) -> u8 {
 impl General {
     /// Checks `pattern`, the text of `span`, with `?`, a set, or a `*` inside; notes the
     /// facts above and the conditions that go in a [`Quick`].
-    pub(crate) fn scan(pattern: &str, span: Span) -> Result<(Quick, General), String> {
+    pub(crate) fn scan(
+        pattern: &str,
+        span: Span,
+        wildcards: &impl Wildcards,
+    ) -> Result<(Quick, General), String> {
         let bytes = pattern.as_bytes();
         let mut min_len = 0;
         // Runs of literal characters, as byte ranges of `pattern`.
@@ -45,21 +49,13 @@ impl General {
         let (mut first_ascii, mut last_ascii) = (None, None);
         // Bytes, not characters, for speed: the wildcards are ASCII, and every byte of a
         // literal character is a literal byte (lengths are in bytes).
-        let wildcards = |x: u64| {
-            swar::zero_bytes(x ^ swar::splat(b'*'))
-                | swar::zero_bytes(x ^ swar::splat(b'?'))
-                | swar::zero_bytes(x ^ swar::splat(b'['))
-        };
         let mut i = 0;
         loop {
-            let wild = swar::find(bytes, i, wildcards, |b| matches!(b, b'*' | b'?' | b'['));
-            let run = &bytes[i..wild];
-            min_len += run.len();
-            if let Some(&b) = run.iter().find(|b| b.is_ascii()) {
-                first_ascii.get_or_insert(b);
-            }
-            if let Some(&b) = run.iter().rev().find(|b| b.is_ascii()) {
-                last_ascii = Some(b);
+            let wild = wildcards.next_wildcard(bytes, i);
+            min_len += wild - i;
+            if let Some((first, last)) = wildcards.ascii_ends(bytes, i, wild) {
+                first_ascii.get_or_insert(first);
+                last_ascii = Some(last);
             }
             let next = match bytes.get(wild) {
                 None => break,

@@ -13,17 +13,22 @@
 //! * `list.rs` — the list files of `[[file]]` and `[[@file]]`, text or cdb.
 //! * `table.rs` — the rules in their two lists, and their evaluation; `index.rs` — the hash
 //!   index that keeps a 10,000-rule file fast.
-//! * `swar.rs` — byte tests eight bytes at a time, for loading fast.
+//! * `classes.rs` — the bytes of a line that parsing looks for, found in one pass (SSE2) as
+//!   bit sets; `swar.rs` — byte tests eight bytes at a time, for the lines of 64 bytes or
+//!   more and for rules read again at lookup.
 //! * here — the interface, and loading: lines to the table.
 //!
 //! Speed (one process per connection, so the file is loaded in every session): loading a
 //! 10,000-line file must cost well under a millisecond, which is about 100 ns a line. So
 //! loading makes no string and no allocation per rule: the file is read once into memory
-//! populated in one system call (`sys::MappedText`) and the rules keep it, texts are spans of it (fields with escapes are decoded once,
-//! into one string whose spans start past the end of the file); a rule is a small fixed-size record in one vector; the fields after the patterns
-//! are only checked, and read again when their rule is applied; patterns are not compiled,
-//! only scanned for the facts that let most of them be refused at once. Every line is still
-//! checked in full at load, so an error names its line before any mail comes (SPEC 5).
+//! populated in one system call (`sys::MappedText`) and the rules keep it, texts are spans
+//! of it (fields with escapes are decoded once, into one string whose spans start past the
+//! end of the file); each line's bytes are sorted into classes once, and splitting and
+//! reading its patterns read bits (`classes.rs`); a rule is a small fixed-size record in
+//! one vector; the fields after the patterns are only checked, and read again when their
+//! rule is applied; patterns are not compiled, only scanned for the facts that let most of
+//! them be refused at once. Every line is still checked in full at load, so an error names
+//! its line before any mail comes (SPEC 5).
 //!
 //! Loading (once per session, SPEC 5): every text list file is read at load, and a missing or
 //! unreadable one is an error; a cdb list is opened at load, and a missing one matches nothing
@@ -58,6 +63,7 @@
 //! said. [`Outcome::text_or_default`] gives the SPEC 5 defaults ([`REJECT_TEXT`],
 //! [`DEFER_TEXT`]) for the session to use.
 
+mod classes;
 mod general;
 mod index;
 mod list;
@@ -325,6 +331,13 @@ impl Rules {
     }
 }
 
+/// For the `rules` fuzz target: checks that each line of `text` parses alike the two ways
+/// the loader can read it (see `classes.rs`); the error names the first line that does not.
+#[doc(hidden)]
+pub fn lines_parse_alike(text: &str) -> Result<(), String> {
+    parse::classes_agree(text)
+}
+
 /// Reading the lines of a rules file into a table.
 struct Loader<'p> {
     origin: &'p Path,
@@ -342,10 +355,17 @@ impl Loader<'_> {
         let mut chain: Vec<(u32, Rule)> = Vec::new();
         let mut chain_star = true;
         let mut last_line = 0;
-        for (index, line) in text::lines(file).enumerate() {
-            let number = index + 1;
-            let parsed =
-                parse::parse_line(line, &mut text).map_err(|e| error_at(self.origin, number, e))?;
+        let (mut at, mut number) = (0, 0);
+        while at < file.len() {
+            let (len, classes) = classes::line(file.as_bytes(), at);
+            // `\n` is ASCII: `len` is a character boundary.
+            let line = &file[at..at + len];
+            // The place of the line in the file: the order of the rules, and where an
+            // indexed one is read again. A file is under 2 GiB: it fits.
+            let place = u32::try_from(at).unwrap_or(u32::MAX);
+            (at, number) = (at + len + 1, number + 1);
+            let parsed = parse::parse_classified(line, classes.as_ref(), &mut text)
+                .map_err(|e| error_at(self.origin, number, e))?;
             let raw = match parsed {
                 None => continue,
                 Some(Line::Selector(s)) => {
@@ -361,10 +381,6 @@ impl Loader<'_> {
             chain_star &= raw.recipient_is_star;
             let ends_chain = raw.action != Action::And;
             let rule = self.resolve(raw, number, &text)?;
-            // The place of the line in the file: the order of the rules, and where an
-            // indexed one is read again. A file is under 2 GiB: it fits.
-            let at = line.as_ptr() as usize - file.as_ptr() as usize;
-            let at = u32::try_from(at).unwrap_or(u32::MAX);
             last_line = number;
             // SPEC 5: before any selector, a rule whose recipient pattern is `*` is a
             // sender rule; a chain is one only if all its rules are.
@@ -374,12 +390,12 @@ impl Loader<'_> {
                 (None, false) => Selector::Recipient,
             };
             match (ends_chain, chain.is_empty()) {
-                (true, true) => table.push(list, at, rule, true, &text),
+                (true, true) => table.push(list, place, rule, true, &text),
                 (true, false) => {
-                    chain.push((at, rule));
+                    chain.push((place, rule));
                     table.push_chain(list, &mut chain, &text);
                 }
-                (false, _) => chain.push((at, rule)),
+                (false, _) => chain.push((place, rule)),
             }
             if ends_chain {
                 chain_star = true;

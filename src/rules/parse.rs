@@ -18,6 +18,7 @@
 //! * the fields after the patterns are checked at load and kept as written: `tail.rs` reads
 //!   them again when their rule is applied, which is rare, so that loading makes no strings.
 
+use super::classes::{Classes, Part, Scanned};
 use super::pattern::Glob;
 use super::swar;
 use super::tail;
@@ -77,15 +78,26 @@ pub(crate) enum Line {
 }
 
 /// Parses one line of the file in `text`; `Ok(None)` for blank and comment lines.
-#[inline(always)]
 pub(crate) fn parse_line<'a>(
     line: &'a str,
     text: &mut TextBuilder<'a>,
 ) -> Result<Option<Line>, String> {
+    parse_classified(line, None, text)
+}
+
+/// [`parse_line`], with the classes of the bytes of the line if it has them (`classes.rs`).
+#[inline(always)]
+pub(crate) fn parse_classified<'a>(
+    line: &'a str,
+    classes: Option<&Classes>,
+    text: &mut TextBuilder<'a>,
+) -> Result<Option<Line>, String> {
     // Most lines have nothing to trim: `str::trim` would still look at every end character.
-    let line = match (line.as_bytes().first(), line.as_bytes().last()) {
-        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => line,
-        _ => line.trim(),
+    let (line, classes) = match (line.as_bytes().first(), line.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => {
+            (line, classes)
+        }
+        _ => (line.trim(), None),
     };
     let Some(prefix) = line.chars().next() else {
         return Ok(None);
@@ -107,7 +119,30 @@ pub(crate) fn parse_line<'a>(
             ))
         }
     };
-    parse_rule(action, rest, text).map(|r| Some(Line::Rule(r)))
+    parse_rule(action, rest, classes, text).map(|r| Some(Line::Rule(r)))
+}
+
+/// Checks that every line of `file` parses to the same rule, or the same error, with the
+/// classes of its bytes as without them (`classes.rs`); the first line that does not, and
+/// how. The loader reads lines the first way, `reparse` the second: they must agree.
+pub(crate) fn classes_agree(file: &str) -> Result<(), String> {
+    let mut at = 0;
+    while at < file.len() {
+        let (len, classes) = super::classes::line(file.as_bytes(), at);
+        let line = &file[at..at + len];
+        at += len + 1;
+        let mut with = TextBuilder::new(file);
+        let mut without = TextBuilder::new(file);
+        let a = format!("{:?}", parse_classified(line, classes.as_ref(), &mut with));
+        let b = format!("{:?}", parse_line(line, &mut without));
+        let (c, d) = (with.into_decoded(), without.into_decoded());
+        if a != b || c != d {
+            return Err(format!(
+                "{line:?}: {a} ({c:?}) with classes, {b} ({d:?}) without"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `:s`, `:sender`, `:r`, `:recip` ...: any non-empty prefix of the two words.
@@ -127,14 +162,26 @@ fn parse_selector(word: &str) -> Result<Selector, String> {
 fn parse_rule<'a>(
     action: Action,
     body: &'a str,
+    classes: Option<&Classes>,
     text: &mut TextBuilder<'a>,
 ) -> Result<RawRule, String> {
-    let ([sender, recipient, response, databytes, relayclient, environment], plain) =
-        split_fields(body);
-    let (sender, _) =
-        parse_pattern(sender, plain, text).map_err(|e| format!("sender pattern: {e}"))?;
-    let (recipient, recipient_is_star) =
-        parse_pattern(recipient, plain, text).map_err(|e| format!("recipient pattern: {e}"))?;
+    // `classes` are of the line, whose first byte, the prefix, is ASCII: the body is the
+    // line from byte 1. A line with escapes or control characters is split the long way.
+    let classes = classes.filter(|c| c.special == 0);
+    let ([sender, recipient, response, databytes, relayclient, environment], plain) = match classes
+    {
+        Some(classes) => (classes.fields(1, body), true),
+        None => split_fields(body),
+    };
+    // The classes of a field of the body.
+    let of = |field: &str| {
+        let from = 1 + field.as_ptr() as usize - body.as_ptr() as usize;
+        classes.map(|c| c.part(from, field.len()))
+    };
+    let (sender, _) = parse_pattern(sender, plain, of(sender), text)
+        .map_err(|e| format!("sender pattern: {e}"))?;
+    let (recipient, recipient_is_star) = parse_pattern(recipient, plain, of(recipient), text)
+        .map_err(|e| format!("recipient pattern: {e}"))?;
     // Checked now, read again when the rule is applied (rarely): nothing to keep but a span.
     tail::check([response, databytes, relayclient, environment], plain)?;
     // The tail starts where RESPONSE does (the end of the line when there is no RESPONSE).
@@ -197,11 +244,13 @@ pub(crate) fn split_fields<const N: usize>(body: &str) -> ([&str; N], bool) {
 fn parse_pattern<'a>(
     raw: &'a str,
     plain: bool,
+    classes: Option<Part<'_>>,
     text: &mut TextBuilder<'a>,
 ) -> Result<(PatternSpec, bool), String> {
     let bangs = raw.bytes().take_while(|&b| b == b'!').count();
     let negated = bangs % 2 == 1;
     let raw = &raw[bangs..];
+    let classes = classes.map(|c| c.skip(bangs));
     let (span, pattern) = match plain {
         true => (text.span_of(raw), raw),
         false => {
@@ -226,7 +275,11 @@ fn parse_pattern<'a>(
                 domain_only,
             }
         }
-        None => Body::Glob(Glob::scan(pattern, span)?),
+        None => Body::Glob(match classes {
+            // Classes are of plain text: `pattern` is `raw`.
+            Some(classes) => Glob::scan_with(pattern, span, &classes.pattern())?,
+            None => Glob::scan_with(pattern, span, &Scanned)?,
+        }),
     };
     Ok((PatternSpec { negated, body }, is_star))
 }
@@ -250,6 +303,44 @@ mod tests {
         let parsed = parse_line(line, &mut builder);
         let text = format!("{line}{}", builder.into_decoded());
         Parsed { line: parsed, text }
+    }
+
+    /// Random lines, parsed with the classes of their bytes and without: the same rules, the
+    /// same errors (the loader takes the first way for lines under 64 bytes, `reparse` the
+    /// second).
+    #[test]
+    fn classes_change_no_parse() {
+        let actions = ["d", "k", "K", "z", "n", "&", "p", "#", ":", "x", " "];
+        let pieces = [
+            ":", ":", ":", "!", "*", "*", "?", "[", "]", "[[", "]]", "@", "a", "B", "x@y",
+            "\u{e9}", " ", "0", "9", "=", ",", "\"", "-", "s", "r", "@x.org", "A=1", "[a-z]", "[!",
+            "*@", "list", "@\u{e9}", "\t",
+        ];
+        // Rare: each sends the line the long way.
+        let rare = ["\\", "\\:", "\\101", "\r", "\u{7f}", "\u{1}"];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as usize % n
+        };
+        for _ in 0..50_000 {
+            let mut line = actions[next(actions.len())].to_string();
+            for _ in 0..next(24) {
+                line.push_str(match next(40) {
+                    0 => rare[next(rare.len())],
+                    _ => pieces[next(pieces.len())],
+                });
+            }
+            // What follows the line: classes must stop at its end.
+            let file = format!("{line}\n*:[x\\:*\n");
+            assert_eq!(
+                super::super::classes::line(file.as_bytes(), 0).0,
+                line.len()
+            );
+            classes_agree(&file).expect("the same parse");
+        }
     }
 
     /// A rule with the texts of its fields.

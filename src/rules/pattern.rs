@@ -22,10 +22,12 @@
 //! Literals keep the case they were written in: they are compared ignoring ASCII case with
 //! the address, which is lower-cased once per lookup.
 
+#[cfg(test)]
+use super::classes::Scanned;
+use super::classes::Wildcards;
 use super::general::{has_substring, General};
 pub(crate) use super::quick::Address;
 use super::quick::{Needs, Quick};
-use super::swar;
 use super::text::{Span, Text};
 
 /// A checked pattern: what is known of it, and where its text is.
@@ -139,24 +141,30 @@ pub(crate) enum IndexKey {
 impl Glob {
     /// Checks `pattern`, the text of `span`, and notes what matching needs; the error names
     /// what is wrong with it.
-    #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn scan(pattern: &str, span: Span) -> Result<Glob, String> {
+        Glob::scan_with(pattern, span, &Scanned)
+    }
+
+    /// [`Glob::scan`], finding the wildcards with `wildcards` (from the classes of the
+    /// bytes of the line, or by looking: see `classes.rs`).
+    #[inline(always)]
+    pub(crate) fn scan_with(
+        pattern: &str,
+        span: Span,
+        wildcards: &impl Wildcards,
+    ) -> Result<Glob, String> {
         let bytes = pattern.as_bytes();
-        let lead = bytes.iter().take_while(|&&b| b == b'*').count();
+        let lead = wildcards.leading_stars(bytes);
         if lead == bytes.len() && lead > 0 {
             let quick = Quick::ANY;
             let shape = Shape::Anything;
             return Ok(Glob { quick, shape });
         }
         // Literal text between optional runs of stars is one of the fast shapes.
-        let wildcards = |x: u64| {
-            swar::zero_bytes(x ^ swar::splat(b'*'))
-                | swar::zero_bytes(x ^ swar::splat(b'?'))
-                | swar::zero_bytes(x ^ swar::splat(b'['))
-        };
-        let end = swar::find(bytes, lead, wildcards, |b| matches!(b, b'*' | b'?' | b'['));
-        if !bytes[end..].iter().all(|&b| b == b'*') {
-            let (quick, general) = General::scan(pattern, span)?;
+        let end = wildcards.next_wildcard(bytes, lead);
+        if !wildcards.only_stars(bytes, end) {
+            let (quick, general) = General::scan(pattern, span, wildcards)?;
             let shape = Shape::General(general);
             return Ok(Glob { quick, shape });
         }
@@ -177,7 +185,7 @@ impl Glob {
             (false, false) => Shape::Exact(lit),
             (false, true) => Shape::Prefix(lit),
             (true, false) => match inner.split_first() {
-                Some((b'@', domain)) if !domain.contains(&b'@') => {
+                Some((b'@', _)) if !wildcards.has_at(bytes, lead + 1) => {
                     Shape::Domain(lit.part(1, lit.len()))
                 }
                 _ => Shape::Suffix(lit),
