@@ -471,32 +471,36 @@ impl Bytes16 {
     }
 }
 
-/// [`Bytes16`] a byte at a time, where there is no SSE2.
 #[cfg(not(target_arch = "x86_64"))]
-#[derive(Clone, Copy)]
-pub struct Bytes16([u8; 16]);
+pub use bytewise::Bytes16;
 
-#[cfg(not(target_arch = "x86_64"))]
-impl Bytes16 {
-    pub fn new(bytes: &[u8; 16]) -> Bytes16 {
-        Bytes16(*bytes)
-    }
+/// [`Bytes16`] a byte at a time, where there is no SSE2 (and in tests, as the reference).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+mod bytewise {
+    #[derive(Clone, Copy)]
+    pub struct Bytes16([u8; 16]);
 
-    fn bits(self, hit: impl Fn(u8) -> bool) -> u16 {
-        let bit = |(i, &b): (usize, &u8)| u16::from(hit(b)) << i;
-        self.0.iter().enumerate().map(bit).fold(0, |a, b| a | b)
-    }
+    impl Bytes16 {
+        pub fn new(bytes: &[u8; 16]) -> Bytes16 {
+            Bytes16(*bytes)
+        }
 
-    pub fn eq(self, b: u8) -> u16 {
-        self.bits(|x| x == b)
-    }
+        fn bits(self, hit: impl Fn(u8) -> bool) -> u16 {
+            let bit = |(i, &b): (usize, &u8)| u16::from(hit(b)) << i;
+            self.0.iter().enumerate().map(bit).fold(0, |a, b| a | b)
+        }
 
-    pub fn at_most(self, b: u8) -> u16 {
-        self.bits(|x| x <= b)
-    }
+        pub fn eq(self, b: u8) -> u16 {
+            self.bits(|x| x == b)
+        }
 
-    pub fn high(self) -> u16 {
-        self.bits(|x| x >= 0x80)
+        pub fn at_most(self, b: u8) -> u16 {
+            self.bits(|x| x <= b)
+        }
+
+        pub fn high(self) -> u16 {
+            self.bits(|x| x >= 0x80)
+        }
     }
 }
 
@@ -504,6 +508,26 @@ impl Bytes16 {
 mod tests {
     use super::*;
     use std::os::unix::io::AsRawFd;
+
+    /// The SSE2 compares agree with the byte-at-a-time ones, for every byte value in every
+    /// position and every threshold.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn bytes16_agrees_with_bytewise() {
+        for b in 0..=255u8 {
+            for at in 0..16 {
+                let mut bytes = [b'a'; 16];
+                bytes[at] = b;
+                bytes[15 - at] ^= 0x80;
+                let (x, y) = (Bytes16::new(&bytes), bytewise::Bytes16::new(&bytes));
+                assert_eq!(x.high(), y.high(), "{bytes:?}");
+                for t in [0, b'\t', b'\n', 0x1f, b'a', 0x7f, 0x80, 0xc3, 0xff, b] {
+                    assert_eq!(x.eq(t), y.eq(t), "{bytes:?} {t}");
+                    assert_eq!(x.at_most(t), y.at_most(t), "{bytes:?} {t}");
+                }
+            }
+        }
+    }
 
     /// glibc's table, read through our copy of its struct layout, gives the same answer as
     /// std's own CPUID probe: a wrong leaf, register or bit shows here on a machine with AVX2
