@@ -357,6 +357,14 @@ impl Loader<'_> {
         let mut last_line = 0;
         let (mut at, mut number) = (0, 0);
         while at < file.len() {
+            // Comments and blank lines: only their end matters.
+            if matches!(file.as_bytes()[at], b'#' | b'\n') {
+                (at, number) = (
+                    at + classes::plain_len(&file.as_bytes()[at..]) + 1,
+                    number + 1,
+                );
+                continue;
+            }
             let (len, classes) = classes::line(file.as_bytes(), at);
             // `\n` is ASCII: `len` is a character boundary.
             let line = &file[at..at + len];
