@@ -9,9 +9,11 @@
 //! classes below at once; splitting the fields and reading the patterns then read bits
 //! (`parse.rs`, `pattern.rs`, `general.rs`). A line of 64 bytes or more, rare in a large
 //! file, is read byte by byte as before ([`Scanned`]); both ways give the same rules (a test
-//! below and the `rules` fuzz target check it).
+//! in `parse.rs` and the `rules` fuzz target check it). Comments and blank lines are not
+//! sorted at all: [`lines`], the loader's one way through the file, only finds their end.
 
 use super::swar;
+use super::text::line_end;
 
 /// The classes of the bytes of a line shorter than 64 bytes; no bit past its end is set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -123,11 +125,45 @@ pub(crate) struct PatternClasses {
     all: u64,
 }
 
-/// The line that starts at byte `at` of `file` (`at` < its length): its length without the
-/// `\n`, and the classes of its bytes if it is shorter than 64 bytes.
+/// A line of a rules file as the loader reads it.
+pub(crate) struct FileLine<'f> {
+    /// Where it starts in the file.
+    pub(crate) at: usize,
+    /// Without its `\n`.
+    pub(crate) text: &'f str,
+    /// The classes of its bytes, for a line under 64 bytes that is not passed over.
+    pub(crate) classes: Option<Classes>,
+    /// A comment or a blank line: nothing to parse. Only its end was looked for, which
+    /// costs less than sorting its bytes, and comments are many in a real rules file.
+    pub(crate) passed_over: bool,
+}
+
+/// The lines of `file`, as `str::split('\n')` gives them but for an empty last one.
+pub(crate) fn lines(file: &str) -> impl Iterator<Item = FileLine<'_>> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rest = file.as_bytes().get(at..).filter(|rest| !rest.is_empty())?;
+        let passed_over = matches!(rest[0], b'#' | b'\n');
+        let (len, classes) = match passed_over {
+            true => (line_end(rest), None),
+            false => line(rest),
+        };
+        // `\n` is ASCII: `len` is a character boundary.
+        let line = FileLine {
+            at,
+            text: &file[at..at + len],
+            classes,
+            passed_over,
+        };
+        at += len + 1;
+        Some(line)
+    })
+}
+
+/// The line at the start of `rest` (not empty): its length without the `\n`, and the
+/// classes of its bytes if it is shorter than 64 bytes.
 #[inline(always)]
-pub(crate) fn line(file: &[u8], at: usize) -> (usize, Option<Classes>) {
-    let rest = &file[at..];
+fn line(rest: &[u8]) -> (usize, Option<Classes>) {
     let (newline, classes) = match rest.first_chunk::<64>() {
         Some(window) => classify(window),
         None => {
@@ -138,21 +174,11 @@ pub(crate) fn line(file: &[u8], at: usize) -> (usize, Option<Classes>) {
         }
     };
     let len = match newline {
-        0 if rest.len() >= 64 => {
-            let newlines = |x: u64| swar::zero_bytes(x ^ swar::splat(b'\n'));
-            return (swar::find(rest, 64, newlines, |b| b == b'\n'), None);
-        }
+        0 if rest.len() >= 64 => return (64 + line_end(&rest[64..]), None),
         0 => rest.len(),
         bits => bits.trailing_zeros() as usize,
     };
     (len, Some(classes.up_to(len)))
-}
-
-/// The length of the line at the start of `rest` without its `\n`, found without sorting
-/// its bytes: for comments and blank lines, which need only their end (and are many in a
-/// real rules file: glibc's memchr costs less there than sorting their bytes).
-pub(crate) fn plain_len(rest: &[u8]) -> usize {
-    crate::sys::memchr(b'\n', rest).unwrap_or(rest.len())
 }
 
 /// The newlines of `window` and the classes of its bytes, up to the first newline at least.
@@ -336,28 +362,22 @@ mod tests {
     }
 
     /// The lines of `text` as the loader reads them.
-    fn lines(text: &str) -> Vec<&str> {
-        let (mut out, mut at) = (Vec::new(), 0);
-        while at < text.len() {
-            let (len, _) = line(text.as_bytes(), at);
-            out.push(&text[at..at + len]);
-            at += len + 1;
-        }
-        out
+    fn texts(text: &str) -> Vec<&str> {
+        lines(text).map(|line| line.text).collect()
     }
 
     #[test]
     fn lines_split_at_newlines() {
         let text = "a\nbb\r\n\n0123456789abcdef\n\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\ntail";
         let want: Vec<&str> = text.split('\n').collect();
-        assert_eq!(lines(text), want);
-        assert_eq!(lines("x\n"), ["x"]);
-        assert_eq!(lines(""), Vec::<&str>::new());
+        assert_eq!(texts(text), want);
+        assert_eq!(texts("x\n"), ["x"]);
+        assert_eq!(texts(""), Vec::<&str>::new());
         for n in [1, 20, 31, 32, 33, 40, 63, 64, 65, 100] {
             let line = "\u{e9}".repeat(n);
             let text = format!("{line}\n{line}\n\n{line}");
             assert_eq!(
-                lines(&text),
+                texts(&text),
                 [line.as_str(), line.as_str(), "", line.as_str()]
             );
         }
@@ -365,30 +385,37 @@ mod tests {
 
     #[test]
     fn lines_and_their_classes() {
-        let file = b"d*:a@b\n\nk[x]?:*\xc3\xa9\nlast";
-        let (len, classes) = line(file, 0);
-        assert_eq!(len, 6);
-        let c = classes.expect("short line");
+        let all: Vec<FileLine> = lines("d*:a@b\n\nk[x]?:*\u{e9}\n# a: *\nlast").collect();
+        let got: Vec<(usize, &str, bool)> =
+            all.iter().map(|l| (l.at, l.text, l.passed_over)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, "d*:a@b", false),
+                (7, "", true),
+                (8, "k[x]?:*\u{e9}", false),
+                (18, "# a: *", true),
+                (25, "last", false)
+            ]
+        );
+        let c = all[0].classes.expect("short line");
         assert_eq!(
             (c.colon, c.star, c.at, c.special),
             (0b100, 0b10, 0b10000, 0)
         );
-        assert_eq!(line(file, 7), (0, Some(Classes::default())));
-        let (len, classes) = line(file, 8);
-        let c = classes.expect("short line");
-        assert_eq!(len, 9);
+        assert!(all[1].classes.is_none() && all[3].classes.is_none());
+        let c = all[2].classes.expect("short line");
         assert_eq!(
             (c.wild, c.star, c.high),
             (0b101_0010, 0b100_0000, 0b1_1000_0000)
         );
-        assert_eq!(line(file, 18).0, 4);
+        assert_eq!(all[4].classes.expect("short").colon, 0);
         // 64 bytes and more: no classes; the length still right.
-        let long = [b"x".repeat(70), b"\ny".to_vec()].concat();
-        assert_eq!(line(&long, 0), (70, None));
-        let sixty_three = [b"x".repeat(63), b"\n".to_vec()].concat();
-        assert_eq!(line(&sixty_three, 0).0, 63);
-        assert!(line(&sixty_three, 0).1.is_some());
-        assert_eq!(line(&b"x".repeat(64), 0), (64, None));
-        assert_eq!(line(b"\\\x01\t\x7f", 0).1.expect("short").special, 0b1011);
+        let one = |text: &str| line(text.as_bytes());
+        assert_eq!(one(&format!("{}\ny", "x".repeat(70))), (70, None));
+        let sixty_three = one(&format!("{}\n", "x".repeat(63)));
+        assert!(sixty_three.0 == 63 && sixty_three.1.is_some());
+        assert_eq!(one(&"x".repeat(64)), (64, None));
+        assert_eq!(one("\\\u{1}\t\u{7f}").1.expect("short").special, 0b1011);
     }
 }

@@ -355,24 +355,15 @@ impl Loader<'_> {
         let mut chain: Vec<(u32, Rule)> = Vec::new();
         let mut chain_star = true;
         let mut last_line = 0;
-        let (mut at, mut number) = (0, 0);
-        while at < file.len() {
-            // Comments and blank lines: only their end matters.
-            if matches!(file.as_bytes()[at], b'#' | b'\n') {
-                (at, number) = (
-                    at + classes::plain_len(&file.as_bytes()[at..]) + 1,
-                    number + 1,
-                );
+        for (index, line) in classes::lines(file).enumerate() {
+            let number = index + 1;
+            if line.passed_over {
                 continue;
             }
-            let (len, classes) = classes::line(file.as_bytes(), at);
-            // `\n` is ASCII: `len` is a character boundary.
-            let line = &file[at..at + len];
             // The place of the line in the file: the order of the rules, and where an
             // indexed one is read again. A file is under 2 GiB: it fits.
-            let place = u32::try_from(at).unwrap_or(u32::MAX);
-            (at, number) = (at + len + 1, number + 1);
-            let parsed = parse::parse_classified(line, classes.as_ref(), &mut text)
+            let place = u32::try_from(line.at).unwrap_or(u32::MAX);
+            let parsed = parse::parse_classified(line.text, line.classes.as_ref(), &mut text)
                 .map_err(|e| error_at(self.origin, number, e))?;
             let raw = match parsed {
                 None => continue,

@@ -127,25 +127,23 @@ pub(crate) fn parse_classified<'a>(
 /// lines that the loader passes over parse to nothing; the first line that does not, and
 /// how. The loader reads lines the first way, `reparse` the second: they must agree.
 pub(crate) fn classes_agree(file: &str) -> Result<(), String> {
-    let mut at = 0;
-    while at < file.len() {
-        let (len, classes) = super::classes::line(file.as_bytes(), at);
-        let line = &file[at..at + len];
-        at += len + 1;
+    for line in super::classes::lines(file) {
+        let text = line.text;
         let mut with = TextBuilder::new(file);
         let mut without = TextBuilder::new(file);
-        let a = format!("{:?}", parse_classified(line, classes.as_ref(), &mut with));
-        let b = format!("{:?}", parse_line(line, &mut without));
+        let a = format!(
+            "{:?}",
+            parse_classified(text, line.classes.as_ref(), &mut with)
+        );
+        let b = format!("{:?}", parse_line(text, &mut without));
         let (c, d) = (with.into_decoded(), without.into_decoded());
         if a != b || c != d {
             return Err(format!(
-                "{line:?}: {a} ({c:?}) with classes, {b} ({d:?}) without"
+                "{text:?}: {a} ({c:?}) with classes, {b} ({d:?}) without"
             ));
         }
-        // The loader passes over these without parsing them.
-        let skipped = matches!(line.as_bytes().first(), None | Some(b'#'));
-        if skipped && b != "Ok(None)" {
-            return Err(format!("{line:?}: {b}, but the loader passes it over"));
+        if line.passed_over && b != "Ok(None)" {
+            return Err(format!("{text:?}: {b}, but the loader passes it over"));
         }
     }
     Ok(())
@@ -341,10 +339,8 @@ mod tests {
             }
             // What follows the line: classes must stop at its end.
             let file = format!("{line}\n*:[x\\:*\n");
-            assert_eq!(
-                super::super::classes::line(file.as_bytes(), 0).0,
-                line.len()
-            );
+            let first = super::super::classes::lines(&file).next();
+            assert_eq!(first.map(|l| l.text), Some(line.as_str()));
             classes_agree(&file).expect("the same parse");
         }
     }

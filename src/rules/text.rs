@@ -19,8 +19,6 @@
 
 use std::borrow::Cow;
 
-use super::swar;
-
 /// Spans are 32-bit, which keeps a rule small. The decoded copies are never longer than the
 /// fields they come from, so a file under this size keeps the whole text under 4 GiB.
 pub(crate) const MAX_FILE_LEN: usize = (u32::MAX / 2) as usize;
@@ -204,10 +202,11 @@ pub(crate) fn rest_of_line(text: &str, at: u32) -> &str {
     rest[..line_end(rest.as_bytes())].trim_end()
 }
 
-/// The index of the first `\n` of `bytes`, or its length.
-fn line_end(bytes: &[u8]) -> usize {
-    let newlines = |x: u64| swar::zero_bytes(x ^ swar::splat(b'\n'));
-    swar::find(bytes, 0, newlines, |b| b == b'\n')
+/// The index of the first `\n` of `bytes`, or its length. glibc's memchr: for the lines that
+/// need only their end (comments, blank lines, lines of 64 bytes or more: `classes.rs`), and
+/// for rules read again at lookup.
+pub(crate) fn line_end(bytes: &[u8]) -> usize {
+    crate::sys::memchr(b'\n', bytes).unwrap_or(bytes.len())
 }
 
 /// The number of the line (from 1) that byte `at` of `text` is on.
